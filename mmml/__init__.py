@@ -1,0 +1,13 @@
+"""mmml: multilingual, multimodal retrieval and pretraining models for the Hugging Face ecosystem.
+
+Importing mmml registers every mmml config, model and processor with transformers' Auto classes.
+"""
+
+from ._registry import register_auto_classes
+from .models.mclip import MCLIPConfig, MCLIPModel, MCLIPProcessor
+
+__version__ = "0.1.0"
+
+register_auto_classes()
+
+__all__ = ["MCLIPConfig", "MCLIPModel", "MCLIPProcessor", "__version__"]

@@ -1,0 +1,20 @@
+"""The one explicit list of mmml types registered with transformers' Auto classes."""
+
+from __future__ import annotations
+
+from transformers import AutoConfig, AutoModel, AutoProcessor
+
+from .models.mclip import MCLIPConfig, MCLIPModel, MCLIPProcessor
+
+# (config, model, processor) per model type.
+AUTO_REGISTRY = [
+    (MCLIPConfig, MCLIPModel, MCLIPProcessor),
+]
+
+
+def register_auto_classes() -> None:
+    """Register every mmml family with AutoConfig / AutoModel / AutoProcessor (idempotent)."""
+    for config_class, model_class, processor_class in AUTO_REGISTRY:
+        AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
+        AutoModel.register(config_class, model_class, exist_ok=True)
+        AutoProcessor.register(config_class, processor_class, exist_ok=True)

@@ -1,0 +1,17 @@
+"""Parts shared by every mmml family: towers, pooling, outputs, dual-encoder base."""
+
+from .configuration_dual_encoder import DualEncoderConfig
+from .dual_encoder import DualEncoderModel
+from .outputs import DualEncoderOutput
+from .pooling import POOLING_STRATEGIES, pool_tower_output
+from .towers import build_tower, load_tower
+
+__all__ = [
+    "POOLING_STRATEGIES",
+    "DualEncoderConfig",
+    "DualEncoderModel",
+    "DualEncoderOutput",
+    "build_tower",
+    "load_tower",
+    "pool_tower_output",
+]

@@ -1,0 +1,63 @@
+"""Configuration shared by image-text dual encoders: two towers, projections and a logit scale."""
+
+from __future__ import annotations
+
+import math
+
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+from .pooling import POOLING_STRATEGIES
+
+
+class DualEncoderConfig(PreTrainedConfig):
+    """Base config of a dual encoder whose towers are any transformers text / vision backbones.
+
+    Args:
+        text_config: config (or dict with `model_type`) of the text backbone; BERT by default.
+        vision_config: config (or dict with `model_type`) of the vision backbone; CLIP vision by default.
+        projection_dim: size of the shared embedding space.
+        text_pooling: how token states become one vector: "pooler", "cls" or "mean".
+        vision_pooling: same for image patch states.
+        logit_scale_init_value: initial log of the contrastive temperature scale (CLIP: ln(1/0.07)).
+        logit_scale_max: upper bound of the exponentiated scale (CLIP: 100).
+        initializer_factor: multiplies the init std of the projections.
+    """
+
+    sub_configs_defaults = {
+        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="bert"),
+        "vision_config": SubConfigSpec(config_class=AutoConfig, model_type="clip_vision_model"),
+    }
+
+    text_config: PreTrainedConfig | dict | None = None
+    vision_config: PreTrainedConfig | dict | None = None
+    projection_dim: int = 512
+    text_pooling: str = "mean"
+    vision_pooling: str = "pooler"
+    logit_scale_init_value: float = 2.6592
+    logit_scale_max: float = 100.0
+    initializer_factor: float = 1.0
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        self.validate_dual_encoder_fields()
+
+    def validate_dual_encoder_fields(self) -> None:
+        """Raise `ValueError` naming the field and its valid values when a value is out of range."""
+        if not isinstance(self.projection_dim, int) or self.projection_dim <= 0:
+            raise ValueError(f"projection_dim must be a positive integer, got {self.projection_dim!r}")
+        for field in ("text_pooling", "vision_pooling"):
+            if getattr(self, field) not in POOLING_STRATEGIES:
+                raise ValueError(f"{field} must be one of {POOLING_STRATEGIES}, got {getattr(self, field)!r}")
+        if not math.isfinite(self.logit_scale_init_value):
+            raise ValueError(f"logit_scale_init_value must be finite, got {self.logit_scale_init_value!r}")
+        if not self.logit_scale_max > 0:
+            raise ValueError(f"logit_scale_max must be > 0, got {self.logit_scale_max!r}")
+        if not self.initializer_factor > 0:
+            raise ValueError(f"initializer_factor must be > 0, got {self.initializer_factor!r}")
+        for field in ("text_config", "vision_config"):
+            if not hasattr(getattr(self, field), "hidden_size"):
+                raise ValueError(
+                    f"{field} ({type(getattr(self, field)).__name__}) has no `hidden_size`; "
+                    "use a transformers encoder config such as BERT, XLM-R, ViT or CLIP vision/text"
+                )

@@ -1,0 +1,181 @@
+"""Image-text dual encoder: any vision and text backbone, linear projections, CLIP-style outputs.
+
+Families (M-CLIP, MLA, hashing, VSE, ...) subclass `DualEncoderModel` with their own config
+class and add heads; the towers, pooling, projections and loss live here once.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+from ..losses import ContrastiveLoss
+from .configuration_dual_encoder import DualEncoderConfig
+from .outputs import DualEncoderOutput
+from .pooling import pool_tower_output
+from .loading import CheckedLoadingMixin
+from .remote_code import RemoteCodeMixin
+from .towers import build_tower, load_tower
+
+logger = logging.getLogger(__name__)
+
+_TOWER_PREFIXES = ("vision_", "text_")
+
+
+class DualEncoderModel(RemoteCodeMixin, CheckedLoadingMixin, PreTrainedModel):
+    """Base of mmml's image-text dual encoders (not registered itself; families subclass it)."""
+
+    config_class = DualEncoderConfig
+    base_model_prefix = "dual_encoder"
+    main_input_name = "input_ids"
+    input_modalities = ("image", "text")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = True
+
+    def __init__(
+        self,
+        config: DualEncoderConfig,
+        vision_model: PreTrainedModel | None = None,
+        text_model: PreTrainedModel | None = None,
+    ):
+        super().__init__(config)
+        self.vision_model = vision_model or build_tower(config.vision_config, config.vision_pooling == "pooler")
+        self.text_model = text_model or build_tower(config.text_config, config.text_pooling == "pooler")
+        # The towers read their configs from the composite config, so edits to one show in the other.
+        self.vision_model.config = config.vision_config
+        self.text_model.config = config.text_config
+        self.visual_projection = nn.Linear(config.vision_config.hidden_size, config.projection_dim, bias=False)
+        self.text_projection = nn.Linear(config.text_config.hidden_size, config.projection_dim, bias=False)
+        self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init_value)))
+        self.contrastive_loss = ContrastiveLoss(local_loss=True, gather_with_grad=True)
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        factor = self.config.initializer_factor
+        if isinstance(module, DualEncoderModel):
+            init.normal_(module.text_projection.weight, std=self.config.text_config.hidden_size**-0.5 * factor)
+            init.normal_(module.visual_projection.weight, std=self.config.vision_config.hidden_size**-0.5 * factor)
+            init.constant_(module.logit_scale, self.config.logit_scale_init_value)
+        else:
+            super()._init_weights(module)
+
+    def get_text_features(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPooling:
+        """Text tower output whose `pooler_output` is the projected (not normalised) text embedding."""
+        tower_inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            tower_inputs["token_type_ids"] = token_type_ids
+        if position_ids is not None:
+            tower_inputs["position_ids"] = position_ids
+        outputs = self.text_model(**tower_inputs, return_dict=True, **kwargs)
+        pooled = pool_tower_output(outputs, self.config.text_pooling, attention_mask)
+        return BaseModelOutputWithPooling(
+            last_hidden_state=outputs.last_hidden_state,
+            pooler_output=self.text_projection(pooled),
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+    def get_image_features(self, pixel_values: torch.Tensor, **kwargs) -> BaseModelOutputWithPooling:
+        """Vision tower output whose `pooler_output` is the projected (not normalised) image embedding."""
+        outputs = self.vision_model(pixel_values=pixel_values, return_dict=True, **kwargs)
+        pooled = pool_tower_output(outputs, self.config.vision_pooling)
+        return BaseModelOutputWithPooling(
+            last_hidden_state=outputs.last_hidden_state,
+            pooler_output=self.visual_projection(pooled),
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+    def scaled_logit_scale(self) -> torch.Tensor:
+        """exp(logit_scale), clamped to `config.logit_scale_max` as CLIP trainers do."""
+        return self.logit_scale.exp().clamp(max=self.config.logit_scale_max)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        pixel_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        return_loss: bool = False,
+        **kwargs,
+    ) -> DualEncoderOutput:
+        """Embed both modalities, score every image against every text, optionally the loss.
+
+        The loss is the symmetric InfoNCE of `mmml.losses.ContrastiveLoss`; under several processes
+        it gathers the embeddings of all ranks (with gradient) so the negatives span the global batch.
+        """
+        vision_outputs = self.get_image_features(pixel_values=pixel_values, **kwargs)
+        text_outputs = self.get_text_features(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            **kwargs,
+        )
+        image_embeds = F.normalize(vision_outputs.pooler_output, dim=-1)
+        text_embeds = F.normalize(text_outputs.pooler_output, dim=-1)
+        logit_scale = self.scaled_logit_scale()
+        logits_per_image = logit_scale * image_embeds @ text_embeds.t()
+        loss = self.contrastive_loss(image_embeds, text_embeds, logit_scale) if return_loss else None
+        return DualEncoderOutput(
+            loss=loss,
+            logits_per_image=logits_per_image,
+            logits_per_text=logits_per_image.t(),
+            text_embeds=text_embeds,
+            image_embeds=image_embeds,
+            text_model_output=text_outputs,
+            vision_model_output=vision_outputs,
+        )
+
+    @classmethod
+    def from_vision_text_pretrained(
+        cls,
+        vision_model_name_or_path: str,
+        text_model_name_or_path: str,
+        **kwargs,
+    ) -> "DualEncoderModel":
+        """Build the model from two pretrained towers; projections and logit scale start fresh.
+
+        Keyword arguments starting with `vision_` / `text_` go (without the prefix) to the
+        respective tower's `from_pretrained`; the rest configure the composite model
+        (`projection_dim`, `text_pooling`, ...). A composite checkpoint such as a `CLIPModel`
+        contributes its tower of the requested modality.
+        """
+        tower_kwargs = {prefix: {} for prefix in _TOWER_PREFIXES}
+        config_kwargs = {}
+        for key, value in kwargs.items():
+            prefix = next((p for p in _TOWER_PREFIXES if key.startswith(p) and key != "vision_pooling" and key != "text_pooling"), None)
+            if prefix is None:
+                config_kwargs[key] = value
+            else:
+                tower_kwargs[prefix][key[len(prefix):]] = value
+        text_pooling = config_kwargs.get("text_pooling", cls.config_class.text_pooling)
+        vision_pooling = config_kwargs.get("vision_pooling", cls.config_class.vision_pooling)
+        vision_model = load_tower(vision_model_name_or_path, "vision", vision_pooling == "pooler", **tower_kwargs["vision_"])
+        text_model = load_tower(text_model_name_or_path, "text", text_pooling == "pooler", **tower_kwargs["text_"])
+        attn_implementations = (vision_model.config._attn_implementation, text_model.config._attn_implementation)
+        config = cls.config_class(vision_config=vision_model.config, text_config=text_model.config, **config_kwargs)
+        # Building the composite config resets the sub-configs' attention implementation: keep the towers'.
+        config.vision_config._attn_implementation, config.text_config._attn_implementation = attn_implementations
+        model = cls(config, vision_model=vision_model, text_model=text_model)
+        logger.warning(
+            "%s: visual_projection, text_projection and logit_scale are newly initialized; "
+            "train the model before using it for retrieval.",
+            cls.__name__,
+        )
+        return model

@@ -1,0 +1,281 @@
+"""Contrastive image-text pretraining of an mmml dual encoder (M-CLIP by default).
+
+    accelerate launch recipes/pretrain.py                               # tiny M-CLIP, embedded data
+    accelerate launch recipes/pretrain.py --config recipes/configs/mclip_tiny.yaml --max_steps 200
+    accelerate launch recipes/pretrain.py --resume_from_checkpoint latest
+
+Arguments come from the YAML file (`--config`, default `configs/mclip_tiny.yaml`) and any
+`--field value` override; see `PretrainArguments`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration, set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import AutoProcessor, CLIPImageProcessor
+
+import mmml
+from mmml.data import SceneConfig, build_scene_dataset, load_manifest
+from mmml.data.pairs import ImageTextCollator, ImageTextPairs
+from mmml.eval import RetrievalEvaluator
+from mmml.processing import train_multilingual_tokenizer
+from mmml.training import (
+    build_optimizer_and_schedule,
+    load_checkpoint,
+    parse_args,
+    resolve_resume_path,
+    save_checkpoint,
+    to_json_dict,
+)
+
+DEFAULT_CONFIG = Path(__file__).parent / "configs" / "mclip_tiny.yaml"
+logger = logging.getLogger("mmml.recipes.pretrain")
+
+
+@dataclass
+class PretrainArguments:
+    output_dir: str = "outputs/mclip_tiny"
+    seed: int = 0
+    # Data: "embedded" generates the scene dataset; otherwise a folder with {train,validation,test}.jsonl.
+    data: str = "embedded"
+    languages: list[str] | None = None
+    num_train_scenes: int = 20000
+    num_val_scenes: int = 500
+    num_test_scenes: int = 1000
+    captions_per_language: int = 2
+    difficulty: int = 0
+    image_size: int = 64
+    skip_bad_samples: bool = False
+    # Model: a pretrained folder / Hub id, or an MCLIPConfig as a dict.
+    model_name_or_path: str | None = None
+    model_config: dict = field(default_factory=dict)
+    tokenizer_vocab_size: int = 2000
+    max_text_length: int = 64
+    # Optimisation.
+    per_device_train_batch_size: int = 256
+    learning_rate: float = 2e-3
+    weight_decay: float = 0.1
+    warmup_steps: int = 50
+    max_steps: int = 1000
+    mixed_precision: str = "no"
+    # Evaluation, checkpoints, logging.
+    eval_every_steps: int = 250
+    eval_batch_size: int = 512
+    checkpoint_every_steps: int = 250
+    keep_checkpoints: int = 2
+    resume_from_checkpoint: str | None = None
+    log_every_steps: int = 25
+    log_with: str | None = None
+
+    def __post_init__(self):
+        if self.max_steps <= 0:
+            raise ValueError(f"max_steps must be > 0, got {self.max_steps}")
+        if self.per_device_train_batch_size <= 1:
+            raise ValueError("per_device_train_batch_size must be > 1 for a contrastive loss")
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise ValueError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
+
+
+def load_splits(args: PretrainArguments) -> dict:
+    """train / validation / test as `datasets.Dataset`s with `image` and `captions` columns."""
+    if args.data == "embedded":
+        config = SceneConfig(
+            num_train=args.num_train_scenes,
+            num_val=args.num_val_scenes,
+            num_test=args.num_test_scenes,
+            captions_per_language=args.captions_per_language,
+            image_size=args.image_size,
+            difficulty=args.difficulty,
+            seed=args.seed,
+            **({"languages": tuple(args.languages)} if args.languages else {}),
+        )
+        return dict(build_scene_dataset(config))
+    folder = Path(args.data)
+    return {
+        split: load_manifest(folder / f"{split}.jsonl", skip_bad_samples=args.skip_bad_samples)
+        for split in ("train", "validation", "test")
+    }
+
+
+def build_processor(args: PretrainArguments, accelerator: Accelerator, train_split) -> mmml.MCLIPProcessor:
+    """The model's processor; for a new model, a sentencepiece tokenizer trained on the train captions.
+
+    It is built once (main process), saved in the output folder, and loaded from there by every
+    process and by resumed runs, so all of them tokenize identically.
+    """
+    if args.model_name_or_path is not None:
+        return AutoProcessor.from_pretrained(args.model_name_or_path)
+    processor_dir = Path(args.output_dir) / "processor"
+    if accelerator.is_main_process and not (processor_dir / "processor_config.json").exists():
+        corpus = [text for row in train_split["captions"] for texts in row.values() for text in (texts or [])]
+        tokenizer = train_multilingual_tokenizer(corpus, args.tokenizer_vocab_size, args.max_text_length)
+        image_processor = CLIPImageProcessor(
+            size={"shortest_edge": args.image_size}, crop_size={"height": args.image_size, "width": args.image_size}
+        )
+        mmml.MCLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(processor_dir)
+    accelerator.wait_for_everyone()
+    return AutoProcessor.from_pretrained(processor_dir)
+
+
+def build_model(args: PretrainArguments, processor) -> mmml.MCLIPModel:
+    if args.model_name_or_path is not None:
+        return mmml.MCLIPModel.from_pretrained(args.model_name_or_path)
+    config_kwargs = dict(args.model_config)
+    text_config = dict(config_kwargs.pop("text_config", {}))
+    tokenizer = processor.tokenizer
+    text_config.setdefault("vocab_size", len(tokenizer))
+    text_config.setdefault("pad_token_id", tokenizer.pad_token_id)
+    text_config.setdefault("max_position_embeddings", args.max_text_length + 2)
+    vision_config = dict(config_kwargs.pop("vision_config", {}))
+    vision_config.setdefault("image_size", args.image_size)
+    return mmml.MCLIPModel(mmml.MCLIPConfig(text_config=text_config, vision_config=vision_config, **config_kwargs))
+
+
+def get_dataloaders(args: PretrainArguments, splits: dict, processor) -> tuple[ImageTextPairs, DataLoader]:
+    pairs = ImageTextPairs(splits["train"], processor.image_processor, languages=args.languages, seed=args.seed)
+    loader = DataLoader(
+        pairs,
+        batch_size=args.per_device_train_batch_size,
+        shuffle=True,
+        drop_last=True,
+        collate_fn=ImageTextCollator(processor.tokenizer, args.max_text_length),
+    )
+    return pairs, loader
+
+
+def evaluate(accelerator: Accelerator, model, evaluator: RetrievalEvaluator, dataset) -> dict | None:
+    """Retrieval metrics on the main process (others wait); None elsewhere."""
+    result = None
+    if accelerator.is_main_process:
+        result = evaluator.evaluate(accelerator.unwrap_model(model), dataset)
+    accelerator.wait_for_everyone()
+    return result
+
+
+def train(args: PretrainArguments, accelerator: Accelerator, model, processor, splits: dict) -> dict:
+    pairs, train_loader = get_dataloaders(args, splits, processor)
+    optimizer, scheduler = build_optimizer_and_schedule(
+        model, args.learning_rate, args.weight_decay, args.warmup_steps, args.max_steps
+    )
+    model, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
+    evaluator = RetrievalEvaluator(processor, languages=args.languages, batch_size=args.eval_batch_size)
+    steps_per_epoch = len(train_loader)
+    if steps_per_epoch == 0:
+        raise ValueError(
+            f"the training set ({len(pairs)} pairs) is smaller than one global batch "
+            f"({args.per_device_train_batch_size} x {accelerator.num_processes} processes)"
+        )
+
+    step, history = 0, []
+    resume_path = resolve_resume_path(args.resume_from_checkpoint, args.output_dir)
+    if resume_path is not None:
+        state = load_checkpoint(accelerator, resume_path)
+        step, history = state["step"], state.get("history", [])
+        accelerator.print(f"resumed from {resume_path} at step {step}")
+
+    metrics_log = Path(args.output_dir) / "metrics.jsonl"
+    progress = tqdm(total=args.max_steps, initial=step, disable=not accelerator.is_local_main_process, desc="train")
+    start = time.perf_counter()
+    model.train()
+    while step < args.max_steps:
+        epoch, batches_done = divmod(step, steps_per_epoch)
+        pairs.set_epoch(epoch)
+        train_loader.set_epoch(epoch)
+        epoch_loader = accelerator.skip_first_batches(train_loader, batches_done) if batches_done else train_loader
+        for batch in epoch_loader:
+            with accelerator.autocast():
+                loss = model(**batch, return_loss=True).loss
+            accelerator.backward(loss)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            progress.update(1)
+            if step % args.log_every_steps == 0 or step == args.max_steps:
+                record = {"step": step, "loss": accelerator.reduce(loss.detach(), "mean").item(),
+                          "lr": scheduler.get_last_lr()[0], "elapsed_s": round(time.perf_counter() - start, 2)}
+                progress.set_postfix(loss=f"{record['loss']:.3f}")
+                accelerator.log(record, step=step)
+                if accelerator.is_main_process:
+                    with metrics_log.open("a", encoding="utf-8") as f:
+                        f.write(json.dumps(record) + "\n")
+            if args.eval_every_steps and step % args.eval_every_steps == 0 and step < args.max_steps:
+                result = evaluate(accelerator, model, evaluator, splits["validation"])
+                model.train()
+                if result is not None:
+                    entry = {"step": step, "elapsed_s": round(time.perf_counter() - start, 2), "validation": result["mean"]}
+                    history.append(entry)
+                    accelerator.print(f"step {step}: validation t2i_r1 {result['mean']['t2i_r1']:.1f} "
+                                      f"i2t_r1 {result['mean']['i2t_r1']:.1f} rsum {result['mean']['rsum']:.1f}")
+                    accelerator.log({f"validation/{k}": v for k, v in result["mean"].items()}, step=step)
+            if args.checkpoint_every_steps and step % args.checkpoint_every_steps == 0:
+                save_checkpoint(accelerator, args.output_dir, step, {"step": step, "history": history},
+                                keep_last=args.keep_checkpoints)
+            if step >= args.max_steps:
+                break
+    progress.close()
+    return {"model": model, "history": history, "train_time_s": time.perf_counter() - start}
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    args = parse_args(PretrainArguments, sys.argv[1:] if argv is None else argv, DEFAULT_CONFIG)
+    accelerator = Accelerator(
+        mixed_precision=args.mixed_precision,
+        log_with=args.log_with,
+        project_dir=args.output_dir,
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+    )
+    logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING,
+                        format="%(asctime)s %(name)s: %(message)s")
+    accelerator.print(f"output_dir: {Path(args.output_dir).resolve()}")
+    os.makedirs(args.output_dir, exist_ok=True)
+    if args.log_with:
+        accelerator.init_trackers("mmml-pretrain", config=to_json_dict(args))
+    set_seed(args.seed)
+
+    splits = load_splits(args)
+    processor = build_processor(args, accelerator, splits["train"])
+    set_seed(args.seed)  # the same initial weights whatever data preparation consumed
+    model = build_model(args, processor)
+    accelerator.print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
+
+    outcome = train(args, accelerator, model, processor, splits)
+    evaluator = RetrievalEvaluator(processor, languages=args.languages, batch_size=args.eval_batch_size)
+    test = evaluate(accelerator, outcome["model"], evaluator, splits["test"])
+    accelerator.wait_for_everyone()
+    summary = None
+    if accelerator.is_main_process:
+        final_dir = Path(args.output_dir) / "final"
+        accelerator.unwrap_model(outcome["model"]).save_pretrained(final_dir)
+        processor.save_pretrained(final_dir)
+        summary = {"test": test, "train_time_s": round(outcome["train_time_s"], 1),
+                   "validation_history": outcome["history"], "args": to_json_dict(args)}
+        (Path(args.output_dir) / "metrics.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        print_report(test)
+        accelerator.print(f"saved model and processor to {final_dir.resolve()}")
+    accelerator.end_training()
+    return summary
+
+
+def print_report(test: dict) -> None:
+    keys = ("t2i_r1", "t2i_r5", "i2t_r1", "i2t_r5", "rsum")
+    print("test retrieval (%):")
+    print(f"{'lang':<6}" + "".join(f"{k:>9}" for k in keys))
+    for lang, metrics in test.items():
+        print(f"{lang:<6}" + "".join(f"{metrics[k]:>9.1f}" for k in keys))
+
+
+if __name__ == "__main__":
+    main()
