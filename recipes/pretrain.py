@@ -62,14 +62,21 @@ class PretrainArguments:
     model_name_or_path: str | None = None
     model_config: dict = field(default_factory=dict)
     tokenizer_vocab_size: int = 2000
-    max_text_length: int = 64
+    max_text_length: int = 128
     # Optimisation.
     per_device_train_batch_size: int = 256
     learning_rate: float = 2e-3
     weight_decay: float = 0.1
     warmup_steps: int = 50
     max_steps: int = 1000
+    # End this run at this step (a checkpoint is written) to fit a job's time limit; continue later
+    # with --resume_from_checkpoint latest. The schedule still follows max_steps.
+    stop_after_steps: int | None = None
     mixed_precision: str = "no"
+    # None: use the CPU when torch sees no accelerator. Accelerate only sets up multi-process CPU
+    # training (gloo) when told to use the CPU, so `accelerate launch --multi_gpu --num_processes 2`
+    # on a CPU-only machine needs this to be true, else each process trains alone.
+    cpu: bool | None = None
     # Evaluation, checkpoints, logging.
     eval_every_steps: int = 250
     eval_batch_size: int = 512
@@ -151,6 +158,9 @@ def get_dataloaders(args: PretrainArguments, splits: dict, processor) -> tuple[I
         shuffle=True,
         drop_last=True,
         collate_fn=ImageTextCollator(processor.tokenizer, args.max_text_length),
+        # Creating a DataLoader iterator draws a seed; from a generator of its own, not from the global
+        # RNG, so a resumed run (which starts a new iterator mid-epoch) keeps the dropout RNG stream.
+        generator=torch.Generator().manual_seed(args.seed),
     )
     return pairs, loader
 
@@ -189,7 +199,8 @@ def train(args: PretrainArguments, accelerator: Accelerator, model, processor, s
     progress = tqdm(total=args.max_steps, initial=step, disable=not accelerator.is_local_main_process, desc="train")
     start = time.perf_counter()
     model.train()
-    while step < args.max_steps:
+    last_step = min(args.max_steps, args.stop_after_steps or args.max_steps)
+    while step < last_step:
         epoch, batches_done = divmod(step, steps_per_epoch)
         pairs.set_epoch(epoch)
         train_loader.set_epoch(epoch)
@@ -220,18 +231,21 @@ def train(args: PretrainArguments, accelerator: Accelerator, model, processor, s
                     accelerator.print(f"step {step}: validation t2i_r1 {result['mean']['t2i_r1']:.1f} "
                                       f"i2t_r1 {result['mean']['i2t_r1']:.1f} rsum {result['mean']['rsum']:.1f}")
                     accelerator.log({f"validation/{k}": v for k, v in result["mean"].items()}, step=step)
-            if args.checkpoint_every_steps and step % args.checkpoint_every_steps == 0:
+            stopping_early = step == last_step < args.max_steps
+            if (args.checkpoint_every_steps and step % args.checkpoint_every_steps == 0) or stopping_early:
                 save_checkpoint(accelerator, args.output_dir, step, {"step": step, "history": history},
                                 keep_last=args.keep_checkpoints)
-            if step >= args.max_steps:
+            if step >= last_step:
                 break
     progress.close()
-    return {"model": model, "history": history, "train_time_s": time.perf_counter() - start}
+    return {"model": model, "history": history, "train_time_s": time.perf_counter() - start,
+            "finished": step >= args.max_steps}
 
 
 def main(argv: list[str] | None = None) -> dict | None:
     args = parse_args(PretrainArguments, sys.argv[1:] if argv is None else argv, DEFAULT_CONFIG)
     accelerator = Accelerator(
+        cpu=args.cpu if args.cpu is not None else not torch.accelerator.is_available(),
         mixed_precision=args.mixed_precision,
         log_with=args.log_with,
         project_dir=args.output_dir,
@@ -252,6 +266,10 @@ def main(argv: list[str] | None = None) -> dict | None:
     accelerator.print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
 
     outcome = train(args, accelerator, model, processor, splits)
+    if not outcome["finished"]:
+        accelerator.print(f"stopped at step {args.stop_after_steps}; continue with --resume_from_checkpoint latest")
+        accelerator.end_training()
+        return None
     evaluator = RetrievalEvaluator(processor, languages=args.languages, batch_size=args.eval_batch_size)
     test = evaluate(accelerator, outcome["model"], evaluator, splits["test"])
     accelerator.wait_for_everyone()

@@ -56,6 +56,7 @@ def save_checkpoint(
         staging.mkdir(parents=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(staging))
+    accelerator.wait_for_everyone()  # every process has written its part (e.g. its RNG state)
     if accelerator.is_main_process:
         (staging / TRAIN_STATE_FILE).write_text(json.dumps(train_state, indent=2), encoding="utf-8")
         if final.exists():
