@@ -30,6 +30,7 @@ import mmml
 from mmml.data import SceneConfig, build_scene_dataset, load_manifest
 from mmml.data.pairs import ImageTextCollator, ImageTextPairs
 from mmml.eval import RetrievalEvaluator
+from mmml.hub import save_model_card
 from mmml.processing import train_multilingual_tokenizer
 from mmml.training import (
     build_optimizer_and_schedule,
@@ -278,6 +279,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         final_dir = Path(args.output_dir) / "final"
         accelerator.unwrap_model(outcome["model"]).save_pretrained(final_dir)
         processor.save_pretrained(final_dir)
+        save_model_card(accelerator.unwrap_model(outcome["model"]), final_dir, f"mmml/{Path(args.output_dir).name}", test)
         summary = {"test": test, "train_time_s": round(outcome["train_time_s"], 1),
                    "validation_history": outcome["history"], "args": to_json_dict(args)}
         (Path(args.output_dir) / "metrics.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")

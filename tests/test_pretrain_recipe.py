@@ -75,6 +75,8 @@ def test_run_writes_metrics_checkpoints_and_a_loadable_model(uninterrupted_run):
     processor = AutoProcessor.from_pretrained(output_dir / "final")
     assert type(model).__name__ == "MCLIPModel" and type(processor).__name__ == "MCLIPProcessor"
     assert summary["test"] == metrics["test"]
+    card = (output_dir / "final" / "README.md").read_text()
+    assert "language: [en, de, zh]" in card and f"| zh | {metrics['test']['zh']['t2i_r1']:.1f} |" in card
 
 
 def test_stopped_and_resumed_run_ends_with_exactly_the_same_weights(recipe, uninterrupted_run, tmp_path):

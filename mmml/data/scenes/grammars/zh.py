@@ -1,0 +1,89 @@
+"""Chinese captions with measure words: "一个红色的大圆形", "一颗蓝色的小星星".
+
+Stars and hearts take 颗, the other shapes 个; two is 两 before a measure word.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from mmml.data.scenes.captions import Clause, Relation
+from mmml.data.scenes.grammars.base import Grammar, grid_table
+from mmml.data.scenes.spec import SceneObject
+
+# noun, measure word
+SHAPE_NOUNS = {
+    "circle": ("圆形", "个"), "square": ("正方形", "个"), "triangle": ("三角形", "个"),
+    "star": ("星星", "颗"), "diamond": ("菱形", "个"), "hexagon": ("六边形", "个"),
+    "cross": ("十字形", "个"), "heart": ("爱心", "颗"),
+}
+COLOR_WORDS = {
+    "red": "红色", "orange": "橙色", "yellow": "黄色", "green": "绿色",
+    "blue": "蓝色", "purple": "紫色", "brown": "棕色", "black": "黑色",
+}
+SIZE_WORDS = {"small": "小", "large": "大"}
+
+POSITIONS = grid_table(
+    "左上角", "顶部中间", "右上角",
+    "左侧中间", "正中间", "右侧中间",
+    "左下角", "底部中间", "右下角",
+)
+# "<reference>的<side>有<subject>": the subject lies on that side of the reference
+RELATION_SIDES = {"left_of": "左边", "right_of": "右边", "above": "上方", "below": "下方"}
+NUMERALS = {1: "一", 2: "两", 3: "三", 4: "四", 5: "五", 6: "六"}
+
+
+class ChineseGrammar(Grammar):
+    code = "zh"
+    last_joiner = "和"
+    item_separator = "、"
+    full_stop = "。"
+    clause_separator = "，"
+
+    def _descriptor(self, obj: SceneObject, with_de: bool) -> str:
+        noun = SHAPE_NOUNS[obj.shape][0]
+        linker = "的" if with_de else ""
+        return f"{COLOR_WORDS[obj.color]}{linker}{SIZE_WORDS[obj.size]}{noun}"
+
+    def noun_phrase(self, obj: SceneObject) -> str:
+        """"一个红色的大圆形"."""
+        return f"一{SHAPE_NOUNS[obj.shape][1]}{self._descriptor(obj, with_de=True)}"
+
+    def noun_phrase_forms(self, obj: SceneObject) -> tuple[str, ...]:
+        return (self._descriptor(obj, with_de=True), self._descriptor(obj, with_de=False))
+
+    def position(self, obj: SceneObject) -> str:
+        return POSITIONS[obj.cell]
+
+    def _located_attributive(self, obj: SceneObject) -> str:
+        """"一个位于左上角的红色大圆形"."""
+        measure = SHAPE_NOUNS[obj.shape][1]
+        return f"一{measure}位于{self.position(obj)}的{self._descriptor(obj, with_de=False)}"
+
+    def _there_is(self, obj: SceneObject) -> str:
+        return f"{self.position(obj)}有{self.noun_phrase(obj)}"
+
+    def listing(self, objects: Sequence[SceneObject]) -> str:
+        return self.join([self._located_attributive(obj) for obj in objects])
+
+    def existential(self, objects: Sequence[SceneObject]) -> str:
+        return "图中有" + self.join([self._located_attributive(obj) for obj in objects])
+
+    def count_first(self, objects: Sequence[SceneObject]) -> str:
+        located = [f"{self.position(obj)}是{self.noun_phrase(obj)}" for obj in objects]
+        head = "图中只有一个图形" if len(objects) == 1 else f"图中共有{NUMERALS[len(objects)]}个图形"
+        return f"{head}：" + self.clause_separator.join(located)
+
+    def position_first(self, objects: Sequence[SceneObject]) -> str:
+        return self.clause_separator.join(self._there_is(obj) for obj in objects)
+
+    def relational(self, clauses: Sequence[Clause]) -> str:
+        parts = []
+        for clause in clauses:
+            if isinstance(clause, Relation):
+                reference = self._descriptor(clause.reference, with_de=False)
+                side = RELATION_SIDES[clause.relation]
+                parts.append(f"{reference}的{side}有{self.noun_phrase(clause.subject)}")
+            else:
+                parts.append(self._there_is(clause.obj))
+        return self.clause_separator.join(parts)
