@@ -28,7 +28,7 @@ from transformers import AutoProcessor, CLIPImageProcessor
 
 import mmml
 from mmml.data import SceneConfig, build_scene_dataset, load_manifest
-from mmml.data.pairs import ImageTextCollator, ImageTextPairs
+from mmml.data.pairs import ImageTextCollator, ImageTextPairs, LengthGroupedBatchSampler
 from mmml.eval import RetrievalEvaluator
 from mmml.hub import save_model_card
 from mmml.processing import train_multilingual_tokenizer
@@ -66,6 +66,8 @@ class PretrainArguments:
     max_text_length: int = 128
     # Optimisation.
     per_device_train_batch_size: int = 256
+    # Batches of similar caption length (less padding; harder in-batch negatives).
+    group_by_length: bool = True
     learning_rate: float = 2e-3
     weight_decay: float = 0.1
     warmup_steps: int = 50
@@ -151,19 +153,20 @@ def build_model(args: PretrainArguments, processor) -> mmml.MCLIPModel:
     return mmml.MCLIPModel(mmml.MCLIPConfig(text_config=text_config, vision_config=vision_config, **config_kwargs))
 
 
-def get_dataloaders(args: PretrainArguments, splits: dict, processor) -> tuple[ImageTextPairs, DataLoader]:
+def get_dataloaders(args: PretrainArguments, splits: dict, processor) -> tuple[list, DataLoader]:
+    """The training loader and the objects whose `set_epoch` must be called each epoch."""
     pairs = ImageTextPairs(splits["train"], processor.image_processor, languages=args.languages, seed=args.seed)
-    loader = DataLoader(
-        pairs,
-        batch_size=args.per_device_train_batch_size,
-        shuffle=True,
-        drop_last=True,
-        collate_fn=ImageTextCollator(processor.tokenizer, args.max_text_length),
-        # Creating a DataLoader iterator draws a seed; from a generator of its own, not from the global
-        # RNG, so a resumed run (which starts a new iterator mid-epoch) keeps the dropout RNG stream.
-        generator=torch.Generator().manual_seed(args.seed),
-    )
-    return pairs, loader
+    collate = ImageTextCollator(processor.tokenizer, args.max_text_length)
+    # Creating a DataLoader iterator draws a seed; from a generator of its own, not from the global
+    # RNG, so a resumed run (which starts a new iterator mid-epoch) keeps the dropout RNG stream.
+    generator = torch.Generator().manual_seed(args.seed)
+    if args.group_by_length:
+        batches = LengthGroupedBatchSampler(pairs, args.per_device_train_batch_size, seed=args.seed)
+        loader = DataLoader(pairs, batch_sampler=batches, collate_fn=collate, generator=generator)
+        return [pairs, batches], loader
+    loader = DataLoader(pairs, batch_size=args.per_device_train_batch_size, shuffle=True, drop_last=True,
+                        collate_fn=collate, generator=generator)
+    return [pairs], loader
 
 
 def evaluate(accelerator: Accelerator, model, evaluator: RetrievalEvaluator, dataset) -> dict | None:
@@ -176,7 +179,7 @@ def evaluate(accelerator: Accelerator, model, evaluator: RetrievalEvaluator, dat
 
 
 def train(args: PretrainArguments, accelerator: Accelerator, model, processor, splits: dict) -> dict:
-    pairs, train_loader = get_dataloaders(args, splits, processor)
+    epoch_aware, train_loader = get_dataloaders(args, splits, processor)
     optimizer, scheduler = build_optimizer_and_schedule(
         model, args.learning_rate, args.weight_decay, args.warmup_steps, args.max_steps
     )
@@ -185,7 +188,7 @@ def train(args: PretrainArguments, accelerator: Accelerator, model, processor, s
     steps_per_epoch = len(train_loader)
     if steps_per_epoch == 0:
         raise ValueError(
-            f"the training set ({len(pairs)} pairs) is smaller than one global batch "
+            f"the training set ({len(epoch_aware[0])} pairs) is smaller than one global batch "
             f"({args.per_device_train_batch_size} x {accelerator.num_processes} processes)"
         )
 
@@ -203,7 +206,8 @@ def train(args: PretrainArguments, accelerator: Accelerator, model, processor, s
     last_step = min(args.max_steps, args.stop_after_steps or args.max_steps)
     while step < last_step:
         epoch, batches_done = divmod(step, steps_per_epoch)
-        pairs.set_epoch(epoch)
+        for item in epoch_aware:
+            item.set_epoch(epoch)
         train_loader.set_epoch(epoch)
         epoch_loader = accelerator.skip_first_batches(train_loader, batches_done) if batches_done else train_loader
         for batch in epoch_loader:

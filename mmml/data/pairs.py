@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 logger = logging.getLogger(__name__)
 
@@ -69,11 +69,58 @@ class ImageTextPairs(Dataset):
     def __len__(self) -> int:
         return len(self._captions)
 
-    def __getitem__(self, index: int) -> dict:
+    def caption(self, index: int, epoch: int) -> tuple[str, str]:
+        """The (language, caption) item `index` shows in `epoch`."""
         options = self._captions[index]
-        rng = np.random.default_rng((self.seed, self.epoch, index))
-        language, text = options[int(rng.integers(len(options)))]
+        rng = np.random.default_rng((self.seed, epoch, index))
+        return options[int(rng.integers(len(options)))]
+
+    def caption_lengths(self, epoch: int) -> np.ndarray:
+        """Character length of every item's caption in `epoch` (a cheap proxy for token length)."""
+        return np.array([len(self.caption(i, epoch)[1]) for i in range(len(self))])
+
+    def __getitem__(self, index: int) -> dict:
+        language, text = self.caption(index, self.epoch)
         return {"pixel_values": self.pixel_values[index], "text": text, "language": language}
+
+
+class LengthGroupedBatchSampler(Sampler[list[int]]):
+    """Random batches whose captions have similar lengths, so little compute goes to padding.
+
+    Each epoch: shuffle all items, cut the order into mega-batches of `group_batches` batches,
+    sort each mega-batch by caption length, cut it into batches and shuffle the batch order.
+    Everything is drawn from `(seed, epoch)`, so runs and resumed runs see the same batches.
+    Similar-length captions describe similar numbers of objects, which also makes in-batch
+    negatives harder than in uniformly random batches.
+    """
+
+    def __init__(self, pairs: ImageTextPairs, batch_size: int, group_batches: int = 16, seed: int = 0):
+        if batch_size < 1 or group_batches < 1:
+            raise ValueError(f"batch_size and group_batches must be >= 1, got {batch_size}, {group_batches}")
+        self.pairs = pairs
+        self.batch_size = batch_size
+        self.group_batches = group_batches
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.pairs) // self.batch_size
+
+    def __iter__(self):
+        rng = np.random.default_rng((self.seed, self.epoch, 1))
+        lengths = self.pairs.caption_lengths(self.epoch)
+        order = rng.permutation(len(lengths))[: len(self) * self.batch_size]
+        group = self.batch_size * self.group_batches
+        batches = []
+        for start in range(0, len(order), group):
+            chunk = order[start : start + group]
+            chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+            batches.extend(chunk[i : i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size))
+        for position in rng.permutation(len(batches)):
+            yield batches[position]
 
 
 class ImageTextCollator:
