@@ -115,7 +115,9 @@ def test_image_without_texts_is_a_t2i_distractor_but_not_an_i2t_query() -> None:
     expected = dict(HAND_EXPECTED, t2i_r1=0.0, t2i_medr=2.0, t2i_meanr=2.4)
     expected["rsum"] = 100 / 3 + 400.0
     assert_metrics_equal(retrieval_metrics(torch.tensor(sim), HAND_TEXT_TO_IMAGE), expected)
-    assert_metrics_equal(retrieval_metrics(torch.tensor(sim), HAND_TEXT_TO_IMAGE), brute_force_metrics(sim, HAND_TEXT_TO_IMAGE))
+    assert_metrics_equal(
+        retrieval_metrics(torch.tensor(sim), HAND_TEXT_TO_IMAGE), brute_force_metrics(sim, HAND_TEXT_TO_IMAGE)
+    )
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -223,7 +225,9 @@ def test_chunked_matches_dense_on_normalised_random_embeddings() -> None:
     dense = retrieval_metrics(images @ texts.T, text_to_image)
     assert dense["t2i_r1"] > 0  # a non-trivial problem
     for chunk_size in (5, 64, 1000):
-        assert_metrics_equal(retrieval_metrics_from_embeddings(images, texts, text_to_image, chunk_size=chunk_size), dense)
+        assert_metrics_equal(
+            retrieval_metrics_from_embeddings(images, texts, text_to_image, chunk_size=chunk_size), dense
+        )
 
 
 class _MaxOutputNumel(TorchDispatchMode):
@@ -268,7 +272,8 @@ def test_chunked_never_scores_more_than_chunk_size(monkeypatch: pytest.MonkeyPat
 
 # --- evaluator ----------------------------------------------------------------------
 
-VOCAB = "[PAD] [UNK] a the dog cat red blue big small ein der hund katze rot blau gross klein [EOS]".split()
+VOCAB = ["[PAD]", "[UNK]", "a", "the", "dog", "cat", "red", "blue", "big", "small"]  # English: VOCAB[2:10]
+VOCAB += ["ein", "der", "hund", "katze", "rot", "blau", "gross", "klein", "[EOS]"]  # German: VOCAB[10:-1]
 EOS_ID = len(VOCAB) - 1
 
 
@@ -277,9 +282,7 @@ def make_processor() -> CLIPProcessor:
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
     # CLIP pools the text at the EOS token.
     tokenizer.post_processor = processors.TemplateProcessing(single="$A [EOS]", special_tokens=[("[EOS]", EOS_ID)])
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, pad_token="[PAD]", unk_token="[UNK]", eos_token="[EOS]"
-    )
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="[PAD]", unk_token="[UNK]", eos_token="[EOS]")
     image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     return CLIPProcessor(image_processor=image_processor, tokenizer=fast)
 
@@ -287,20 +290,25 @@ def make_processor() -> CLIPProcessor:
 def make_clip() -> CLIPModel:
     torch.manual_seed(0)
     config = CLIPConfig(
-        text_config=dict(
-            vocab_size=len(VOCAB),
-            hidden_size=16,
-            intermediate_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            max_position_embeddings=16,
-            pad_token_id=0,
-            bos_token_id=1,
-            eos_token_id=EOS_ID,
-        ),
-        vision_config=dict(
-            image_size=32, patch_size=8, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2
-        ),
+        text_config={
+            "vocab_size": len(VOCAB),
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 16,
+            "pad_token_id": 0,
+            "bos_token_id": 1,
+            "eos_token_id": EOS_ID,
+        },
+        vision_config={
+            "image_size": 32,
+            "patch_size": 8,
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+        },
         projection_dim=8,
     )
     return CLIPModel(config)
@@ -454,6 +462,9 @@ def test_evaluator_rejects_languages_without_captions() -> None:
     rows = [{"image": Image.new("RGB", (8, 8), (i, 0, 0)), "captions": {"en": [f"item {i}"]}} for i in range(3)]
     with pytest.raises(ValueError, match="no captions in language 'fr'"):
         RetrievalEvaluator(OneHotProcessor(), languages=["fr"]).evaluate(OneHotModel(3), rows)
+    rows[1]["captions"]["en"] = "item 1"
+    with pytest.raises(TypeError, match="list of str"):
+        RetrievalEvaluator(OneHotProcessor()).evaluate(OneHotModel(3), rows)
     with pytest.raises(ValueError, match="reserved"):
         RetrievalEvaluator(OneHotProcessor(), languages=["mean"])
     with pytest.raises(ValueError, match="empty"):

@@ -89,6 +89,8 @@ class RetrievalEvaluator:
             text_to_image: list[int] = []
             for image_idx, caps in enumerate(captions):
                 lang_texts = caps.get(lang) or []
+                if isinstance(lang_texts, str):
+                    raise TypeError(f"captions[{lang!r}] of row {image_idx} must be a list of str, got a str")
                 texts.extend(lang_texts)
                 text_to_image.extend([image_idx] * len(lang_texts))
             if not texts:

@@ -244,9 +244,7 @@ def _pairs_in_tile(
     return pair_query[in_tile], pair_candidate[in_tile] - c0
 
 
-def _as_text_to_image(
-    text_to_image: ArrayLike, num_images: int, num_texts: int, device: torch.device
-) -> torch.Tensor:
+def _as_text_to_image(text_to_image: ArrayLike, num_images: int, num_texts: int, device: torch.device) -> torch.Tensor:
     t2i = torch.as_tensor(np.asarray(text_to_image) if isinstance(text_to_image, Sequence) else text_to_image)
     if t2i.ndim != 1 or t2i.numel() != num_texts:
         raise ValueError(f"text_to_image must have shape [{num_texts}], got {tuple(t2i.shape)}")
