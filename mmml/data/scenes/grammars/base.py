@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar, Sequence
+from typing import ClassVar, Mapping, Sequence
 
-from mmml.data.scenes.captions import CaptionPlan, Clause, relational_clauses
+from mmml.data.scenes.captions import CaptionPlan, Clause, Relation, relational_clauses
 from mmml.data.scenes.spec import SceneObject
+
+#: absolute phrase per (row, col) grid cell
+PositionTable = Mapping[tuple[int, int], str]
+
+
+def join_list(items: Sequence[str], separator: str, last_joiner: str) -> str:
+    """``A<separator>B<last_joiner>C``; a single item is returned unchanged."""
+    if len(items) == 1:
+        return items[0]
+    return separator.join(items[:-1]) + last_joiner + items[-1]
 
 
 class Grammar(ABC):
@@ -21,6 +31,8 @@ class Grammar(ABC):
     last_joiner: ClassVar[str]
     item_separator: ClassVar[str] = ", "
     full_stop: ClassVar[str] = "."
+    #: phrase for each absolute grid cell ("in the top left corner")
+    positions: ClassVar[PositionTable]
 
     def caption(self, plan: CaptionPlan) -> str:
         """Realise ``plan`` as one sentence."""
@@ -42,9 +54,26 @@ class Grammar(ABC):
 
     def join(self, items: Sequence[str]) -> str:
         """``A, B and C`` in this language."""
-        if len(items) == 1:
-            return items[0]
-        return self.item_separator.join(items[:-1]) + self.last_joiner + items[-1]
+        return join_list(items, self.item_separator, self.last_joiner)
+
+    def join_clauses(self, clauses: Sequence[str]) -> str:
+        """Coordinate independent clauses; the same as :meth:`join` unless a language overrides it."""
+        return self.join(clauses)
+
+    def position(self, obj: SceneObject) -> str:
+        """Adverbial phrase for the object's absolute grid cell ("in the top left corner")."""
+        return self.positions[obj.cell]
+
+    def relational(self, clauses: Sequence[Clause]) -> str:
+        parts = [
+            self.relation_clause(clause) if isinstance(clause, Relation) else self.placement_clause(clause.obj)
+            for clause in clauses
+        ]
+        return self.join_clauses(parts)
+
+    @abstractmethod
+    def noun_phrase(self, obj: SceneObject) -> str:
+        """Indefinite noun phrase in its citation (subject) form ("a large red circle")."""
 
     @abstractmethod
     def noun_phrase_forms(self, obj: SceneObject) -> tuple[str, ...]:
@@ -52,10 +81,6 @@ class Grammar(ABC):
 
         Lets tests and tools check which objects a caption mentions.
         """
-
-    @abstractmethod
-    def position(self, obj: SceneObject) -> str:
-        """Adverbial phrase for the object's absolute grid cell ("in the top left corner")."""
 
     @abstractmethod
     def listing(self, objects: Sequence[SceneObject]) -> str: ...
@@ -70,7 +95,12 @@ class Grammar(ABC):
     def position_first(self, objects: Sequence[SceneObject]) -> str: ...
 
     @abstractmethod
-    def relational(self, clauses: Sequence[Clause]) -> str: ...
+    def relation_clause(self, relation: Relation) -> str:
+        """Clause placing ``relation.subject`` relative to ``relation.reference``."""
+
+    @abstractmethod
+    def placement_clause(self, obj: SceneObject) -> str:
+        """Clause placing ``obj`` in its absolute grid cell."""
 
 
 def grid_table(*phrases: str) -> dict[tuple[int, int], str]:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from mmml.data.scenes.captions import Clause, Relation
-from mmml.data.scenes.grammars.base import Grammar, grid_table
+from mmml.data.scenes.grammars.base import grid_table
+from mmml.data.scenes.grammars.copular import CopularGrammar
 from mmml.data.scenes.spec import SceneObject
 
 # noun, grammatical gender (m/f/n), dative singular
@@ -53,9 +53,13 @@ RELATION_PHRASES = {"left_of": "links von", "right_of": "rechts von", "above": "
 FORM_COUNT = {1: "eine", 2: "zwei", 3: "drei", 4: "vier", 5: "fünf", 6: "sechs"}
 
 
-class GermanGrammar(Grammar):
+class GermanGrammar(CopularGrammar):
     code = "de"
     last_joiner = " und "
+    positions = POSITIONS
+    existential_lead = "es gibt "
+    position_first_link = " ist "
+    copula = "befindet sich"
 
     def bare_noun_phrase(self, obj: SceneObject, case: str) -> str:
         noun, gender, dative = SHAPE_NOUNS[obj.shape]
@@ -70,35 +74,15 @@ class GermanGrammar(Grammar):
     def noun_phrase_forms(self, obj: SceneObject) -> tuple[str, ...]:
         return tuple(dict.fromkeys(self.bare_noun_phrase(obj, case) for case in CASES))
 
-    def position(self, obj: SceneObject) -> str:
-        return POSITIONS[obj.cell]
-
     def _located(self, obj: SceneObject, case: str = "nom") -> str:
         return f"{self.noun_phrase(obj, case)} {self.position(obj)}"
 
-    def listing(self, objects: Sequence[SceneObject]) -> str:
-        return self.join([self._located(obj) for obj in objects])
-
     def existential(self, objects: Sequence[SceneObject]) -> str:
-        return "es gibt " + self.join([self._located(obj, "acc") for obj in objects])
+        # "es gibt" takes an accusative object
+        return self.existential_lead + self.join([self._located(obj, "acc") for obj in objects])
 
-    def count_first(self, objects: Sequence[SceneObject]) -> str:
-        n = len(objects)
-        head = "zu sehen ist eine Form" if n == 1 else f"zu sehen sind {FORM_COUNT[n]} Formen"
-        return f"{head}: " + self.join([self._located(obj) for obj in objects])
+    def count_head(self, count: int) -> str:
+        return "zu sehen ist eine Form" if count == 1 else f"zu sehen sind {FORM_COUNT[count]} Formen"
 
-    def position_first(self, objects: Sequence[SceneObject]) -> str:
-        return self.join([f"{self.position(obj)} ist {self.noun_phrase(obj)}" for obj in objects])
-
-    def relational(self, clauses: Sequence[Clause]) -> str:
-        parts = []
-        for clause in clauses:
-            if isinstance(clause, Relation):
-                relation = RELATION_PHRASES[clause.relation]
-                parts.append(
-                    f"{self.noun_phrase(clause.subject)} befindet sich {relation} "
-                    f"{self.noun_phrase(clause.reference, 'dat')}"
-                )
-            else:
-                parts.append(f"{self.noun_phrase(clause.obj)} befindet sich {self.position(clause.obj)}")
-        return self.join(parts)
+    def relative_position(self, relation: str, reference: SceneObject) -> str:
+        return f"{RELATION_PHRASES[relation]} {self.noun_phrase(reference, 'dat')}"

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Sequence
-
-from mmml.data.scenes.captions import Clause, Relation
-from mmml.data.scenes.grammars.base import Grammar, grid_table
+from mmml.data.scenes.grammars.base import grid_table
+from mmml.data.scenes.grammars.copular import CopularGrammar
 from mmml.data.scenes.spec import SceneObject
 
 SHAPE_WORDS = {
@@ -30,9 +28,16 @@ def indefinite_article(word: str) -> str:
     return "an" if word[:1] in "aeiou" else "a"
 
 
-class EnglishGrammar(Grammar):
+class EnglishGrammar(CopularGrammar):
     code = "en"
     last_joiner = " and "
+    positions = POSITIONS
+    existential_lead = "there is "
+    position_first_link = " there is "
+    copula = "is"
+    relation_phrases = RELATION_PHRASES
+    number_words = NUMBER_WORDS
+    shape_nouns = ("shape", "shapes")
 
     def bare_noun_phrase(self, obj: SceneObject) -> str:
         return f"{SIZE_WORDS[obj.size]} {COLOR_WORDS[obj.color]} {SHAPE_WORDS[obj.shape]}"
@@ -43,32 +48,3 @@ class EnglishGrammar(Grammar):
 
     def noun_phrase_forms(self, obj: SceneObject) -> tuple[str, ...]:
         return (self.bare_noun_phrase(obj),)
-
-    def position(self, obj: SceneObject) -> str:
-        return POSITIONS[obj.cell]
-
-    def _located(self, obj: SceneObject) -> str:
-        return f"{self.noun_phrase(obj)} {self.position(obj)}"
-
-    def listing(self, objects: Sequence[SceneObject]) -> str:
-        return self.join([self._located(obj) for obj in objects])
-
-    def existential(self, objects: Sequence[SceneObject]) -> str:
-        return "there is " + self.join([self._located(obj) for obj in objects])
-
-    def count_first(self, objects: Sequence[SceneObject]) -> str:
-        noun = "shape" if len(objects) == 1 else "shapes"
-        return f"{NUMBER_WORDS[len(objects)]} {noun}: " + self.join([self._located(obj) for obj in objects])
-
-    def position_first(self, objects: Sequence[SceneObject]) -> str:
-        return self.join([f"{self.position(obj)} there is {self.noun_phrase(obj)}" for obj in objects])
-
-    def relational(self, clauses: Sequence[Clause]) -> str:
-        parts = []
-        for clause in clauses:
-            if isinstance(clause, Relation):
-                relation = RELATION_PHRASES[clause.relation]
-                parts.append(f"{self.noun_phrase(clause.subject)} is {relation} {self.noun_phrase(clause.reference)}")
-            else:
-                parts.append(f"{self.noun_phrase(clause.obj)} is {self.position(clause.obj)}")
-        return self.join(parts)

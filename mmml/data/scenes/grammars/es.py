@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from mmml.data.scenes.captions import Clause, Relation
-from mmml.data.scenes.grammars.base import Grammar, grid_table
+from mmml.data.scenes.grammars.base import grid_table
+from mmml.data.scenes.grammars.copular import CopularGrammar
 from mmml.data.scenes.spec import SceneObject
 
 SHAPE_NOUNS = {
@@ -36,9 +36,16 @@ RELATION_PHRASES = {
 FIGURE_COUNT = {1: "una", 2: "dos", 3: "tres", 4: "cuatro", 5: "cinco", 6: "seis"}
 
 
-class SpanishGrammar(Grammar):
+class SpanishGrammar(CopularGrammar):
     code = "es"
     last_joiner = " y "
+    positions = POSITIONS
+    existential_lead = "hay "
+    position_first_link = " hay "
+    copula = "está"
+    relation_phrases = RELATION_PHRASES
+    number_words = FIGURE_COUNT
+    shape_nouns = ("figura", "figuras")
 
     def join(self, items: Sequence[str]) -> str:
         # "y" becomes "e" before an /i/ sound ("i-", "hi-" but not "hie-")
@@ -58,35 +65,3 @@ class SpanishGrammar(Grammar):
 
     def noun_phrase_forms(self, obj: SceneObject) -> tuple[str, ...]:
         return (self.bare_noun_phrase(obj),)
-
-    def position(self, obj: SceneObject) -> str:
-        return POSITIONS[obj.cell]
-
-    def _located(self, obj: SceneObject) -> str:
-        return f"{self.noun_phrase(obj)} {self.position(obj)}"
-
-    def listing(self, objects: Sequence[SceneObject]) -> str:
-        return self.join([self._located(obj) for obj in objects])
-
-    def existential(self, objects: Sequence[SceneObject]) -> str:
-        return "hay " + self.join([self._located(obj) for obj in objects])
-
-    def count_first(self, objects: Sequence[SceneObject]) -> str:
-        n = len(objects)
-        noun = "figura" if n == 1 else "figuras"
-        return f"{FIGURE_COUNT[n]} {noun}: " + self.join([self._located(obj) for obj in objects])
-
-    def position_first(self, objects: Sequence[SceneObject]) -> str:
-        return self.join([f"{self.position(obj)} hay {self.noun_phrase(obj)}" for obj in objects])
-
-    def relational(self, clauses: Sequence[Clause]) -> str:
-        parts = []
-        for clause in clauses:
-            if isinstance(clause, Relation):
-                relation = RELATION_PHRASES[clause.relation]
-                parts.append(
-                    f"{self.noun_phrase(clause.subject)} está {relation} {self.noun_phrase(clause.reference)}"
-                )
-            else:
-                parts.append(f"{self.noun_phrase(clause.obj)} está {self.position(clause.obj)}")
-        return self.join(parts)

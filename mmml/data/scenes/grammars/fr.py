@@ -6,10 +6,8 @@ Size adjectives go before the noun, colours after it: "un grand cercle rouge",
 
 from __future__ import annotations
 
-from typing import Sequence
-
-from mmml.data.scenes.captions import Clause, Relation
-from mmml.data.scenes.grammars.base import Grammar, grid_table
+from mmml.data.scenes.grammars.base import grid_table
+from mmml.data.scenes.grammars.copular import CopularGrammar
 from mmml.data.scenes.spec import SceneObject
 
 SHAPE_NOUNS = {
@@ -40,9 +38,17 @@ def _gender_index(gender: str) -> int:
     return 0 if gender == "m" else 1
 
 
-class FrenchGrammar(Grammar):
+class FrenchGrammar(CopularGrammar):
     code = "fr"
     last_joiner = " et "
+    positions = POSITIONS
+    existential_lead = "il y a "
+    position_first_link = " se trouve "
+    copula = "est"
+    # French typography puts a space before the colon
+    count_colon = " : "
+    number_words = FORM_COUNT
+    shape_nouns = ("forme", "formes")
 
     def bare_noun_phrase(self, obj: SceneObject) -> str:
         noun, gender = SHAPE_NOUNS[obj.shape]
@@ -59,35 +65,5 @@ class FrenchGrammar(Grammar):
     def noun_phrase_forms(self, obj: SceneObject) -> tuple[str, ...]:
         return (self.bare_noun_phrase(obj),)
 
-    def position(self, obj: SceneObject) -> str:
-        return POSITIONS[obj.cell]
-
-    def _located(self, obj: SceneObject) -> str:
-        return f"{self.noun_phrase(obj)} {self.position(obj)}"
-
-    def listing(self, objects: Sequence[SceneObject]) -> str:
-        return self.join([self._located(obj) for obj in objects])
-
-    def existential(self, objects: Sequence[SceneObject]) -> str:
-        return "il y a " + self.join([self._located(obj) for obj in objects])
-
-    def count_first(self, objects: Sequence[SceneObject]) -> str:
-        n = len(objects)
-        noun = "forme" if n == 1 else "formes"
-        # French typography puts a space before the colon
-        return f"{FORM_COUNT[n]} {noun} : " + self.join([self._located(obj) for obj in objects])
-
-    def position_first(self, objects: Sequence[SceneObject]) -> str:
-        return self.join([f"{self.position(obj)} se trouve {self.noun_phrase(obj)}" for obj in objects])
-
-    def relational(self, clauses: Sequence[Clause]) -> str:
-        parts = []
-        for clause in clauses:
-            if isinstance(clause, Relation):
-                relation = RELATION_PHRASES[clause.relation]
-                parts.append(
-                    f"{self.noun_phrase(clause.subject)} est {relation} {self.of_noun_phrase(clause.reference)}"
-                )
-            else:
-                parts.append(f"{self.noun_phrase(clause.obj)} est {self.position(clause.obj)}")
-        return self.join(parts)
+    def relative_position(self, relation: str, reference: SceneObject) -> str:
+        return f"{RELATION_PHRASES[relation]} {self.of_noun_phrase(reference)}"

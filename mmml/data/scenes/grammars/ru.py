@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from mmml.data.scenes.captions import Clause, Relation
-from mmml.data.scenes.grammars.base import Grammar, grid_table
+from mmml.data.scenes.grammars.base import grid_table, join_list
+from mmml.data.scenes.grammars.copular import CopularGrammar
 from mmml.data.scenes.spec import SceneObject
 
 # gender, then the noun in nominative, genitive and instrumental singular
@@ -81,9 +81,14 @@ def _adjective(stem_and_type: tuple[str, str], case: str, gender: str) -> str:
     return stem + ADJECTIVE_ENDINGS[declension][case][gender]
 
 
-class RussianGrammar(Grammar):
+class RussianGrammar(CopularGrammar):
     code = "ru"
     last_joiner = " и "
+    positions = POSITIONS
+    existential_lead = "на картинке есть "
+    # the copula is omitted in the present tense and written as a dash
+    position_first_link = " — "
+    copula = "находится"
     # independent clauses: "A, B, а C" (a comma always precedes "а")
     clause_last_joiner = ", а "
 
@@ -96,38 +101,12 @@ class RussianGrammar(Grammar):
     def noun_phrase_forms(self, obj: SceneObject) -> tuple[str, ...]:
         return tuple(dict.fromkeys(self.noun_phrase(obj, case) for case in CASES))
 
-    def position(self, obj: SceneObject) -> str:
-        return POSITIONS[obj.cell]
-
     def join_clauses(self, clauses: Sequence[str]) -> str:
-        if len(clauses) == 1:
-            return clauses[0]
-        return ", ".join(clauses[:-1]) + self.clause_last_joiner + clauses[-1]
+        return join_list(clauses, ", ", self.clause_last_joiner)
 
-    def _located(self, obj: SceneObject) -> str:
-        return f"{self.noun_phrase(obj)} {self.position(obj)}"
+    def count_head(self, count: int) -> str:
+        return FIGURE_COUNT[count]
 
-    def listing(self, objects: Sequence[SceneObject]) -> str:
-        return self.join([self._located(obj) for obj in objects])
-
-    def existential(self, objects: Sequence[SceneObject]) -> str:
-        return "на картинке есть " + self.join([self._located(obj) for obj in objects])
-
-    def count_first(self, objects: Sequence[SceneObject]) -> str:
-        return f"{FIGURE_COUNT[len(objects)]}: " + self.join([self._located(obj) for obj in objects])
-
-    def position_first(self, objects: Sequence[SceneObject]) -> str:
-        return self.join_clauses([f"{self.position(obj)} — {self.noun_phrase(obj)}" for obj in objects])
-
-    def relational(self, clauses: Sequence[Clause]) -> str:
-        parts = []
-        for clause in clauses:
-            if isinstance(clause, Relation):
-                preposition, case = RELATION_PHRASES[clause.relation]
-                parts.append(
-                    f"{self.noun_phrase(clause.subject)} находится {preposition} "
-                    f"{self.noun_phrase(clause.reference, case)}"
-                )
-            else:
-                parts.append(f"{self.noun_phrase(clause.obj)} находится {self.position(clause.obj)}")
-        return self.join_clauses(parts)
+    def relative_position(self, relation: str, reference: SceneObject) -> str:
+        preposition, case = RELATION_PHRASES[relation]
+        return f"{preposition} {self.noun_phrase(reference, case)}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from mmml.data.scenes.captions import Clause, Relation
+from mmml.data.scenes.captions import Relation
 from mmml.data.scenes.grammars.base import Grammar, grid_table
 from mmml.data.scenes.spec import SceneObject
 
@@ -39,6 +39,7 @@ class ChineseGrammar(Grammar):
     item_separator = "、"
     full_stop = "。"
     clause_separator = "，"
+    positions = POSITIONS
 
     def _descriptor(self, obj: SceneObject, with_de: bool) -> str:
         noun = SHAPE_NOUNS[obj.shape][0]
@@ -52,16 +53,14 @@ class ChineseGrammar(Grammar):
     def noun_phrase_forms(self, obj: SceneObject) -> tuple[str, ...]:
         return (self._descriptor(obj, with_de=True), self._descriptor(obj, with_de=False))
 
-    def position(self, obj: SceneObject) -> str:
-        return POSITIONS[obj.cell]
+    def join_clauses(self, clauses: Sequence[str]) -> str:
+        # clauses are only separated by commas, with no conjunction before the last
+        return self.clause_separator.join(clauses)
 
     def _located_attributive(self, obj: SceneObject) -> str:
         """"一个位于左上角的红色大圆形"."""
         measure = SHAPE_NOUNS[obj.shape][1]
         return f"一{measure}位于{self.position(obj)}的{self._descriptor(obj, with_de=False)}"
-
-    def _there_is(self, obj: SceneObject) -> str:
-        return f"{self.position(obj)}有{self.noun_phrase(obj)}"
 
     def listing(self, objects: Sequence[SceneObject]) -> str:
         return self.join([self._located_attributive(obj) for obj in objects])
@@ -72,18 +71,15 @@ class ChineseGrammar(Grammar):
     def count_first(self, objects: Sequence[SceneObject]) -> str:
         located = [f"{self.position(obj)}是{self.noun_phrase(obj)}" for obj in objects]
         head = "图中只有一个图形" if len(objects) == 1 else f"图中共有{NUMERALS[len(objects)]}个图形"
-        return f"{head}：" + self.clause_separator.join(located)
+        return f"{head}：" + self.join_clauses(located)
 
     def position_first(self, objects: Sequence[SceneObject]) -> str:
-        return self.clause_separator.join(self._there_is(obj) for obj in objects)
+        return self.join_clauses([self.placement_clause(obj) for obj in objects])
 
-    def relational(self, clauses: Sequence[Clause]) -> str:
-        parts = []
-        for clause in clauses:
-            if isinstance(clause, Relation):
-                reference = self._descriptor(clause.reference, with_de=False)
-                side = RELATION_SIDES[clause.relation]
-                parts.append(f"{reference}的{side}有{self.noun_phrase(clause.subject)}")
-            else:
-                parts.append(self._there_is(clause.obj))
-        return self.clause_separator.join(parts)
+    def relation_clause(self, relation: Relation) -> str:
+        reference = self._descriptor(relation.reference, with_de=False)
+        side = RELATION_SIDES[relation.relation]
+        return f"{reference}的{side}有{self.noun_phrase(relation.subject)}"
+
+    def placement_clause(self, obj: SceneObject) -> str:
+        return f"{self.position(obj)}有{self.noun_phrase(obj)}"
