@@ -57,7 +57,7 @@ class PretrainArguments:
     num_test_scenes: int = 1000
     captions_per_language: int = 2
     difficulty: int = 0
-    image_size: int = 64
+    image_size: int = 60
     skip_bad_samples: bool = False
     # Model: a pretrained folder / Hub id, or an MCLIPConfig as a dict.
     model_name_or_path: str | None = None
@@ -66,11 +66,12 @@ class PretrainArguments:
     max_text_length: int = 128
     # Optimisation.
     per_device_train_batch_size: int = 256
-    # Batches of similar caption length (less padding; harder in-batch negatives).
-    group_by_length: bool = True
-    learning_rate: float = 2e-3
+    # Batches of similar caption length: less padding, harder in-batch negatives. Off by default:
+    # with learning_rate 2e-3 on the embedded data it collapsed to a constant embedding (BENCHMARKS.md).
+    group_by_length: bool = False
+    learning_rate: float = 1e-3
     weight_decay: float = 0.1
-    warmup_steps: int = 50
+    warmup_steps: int = 25
     max_steps: int = 1000
     # End this run at this step (a checkpoint is written) to fit a job's time limit; continue later
     # with --resume_from_checkpoint latest. The schedule still follows max_steps.
@@ -286,7 +287,9 @@ def main(argv: list[str] | None = None) -> dict | None:
         save_model_card(accelerator.unwrap_model(outcome["model"]), final_dir, f"mmml/{Path(args.output_dir).name}", test)
         summary = {"test": test, "train_time_s": round(outcome["train_time_s"], 1),
                    "validation_history": outcome["history"], "args": to_json_dict(args)}
-        (Path(args.output_dir) / "metrics.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        metrics_path = Path(args.output_dir) / "metrics.json"
+        metrics_path.with_suffix(".json.tmp").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        os.replace(metrics_path.with_suffix(".json.tmp"), metrics_path)
         print_report(test)
         accelerator.print(f"saved model and processor to {final_dir.resolve()}")
     accelerator.end_training()

@@ -6,6 +6,7 @@ class and add heads; the towers, pooling, projections and loss live here once.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import torch
@@ -156,14 +157,15 @@ class DualEncoderModel(RemoteCodeMixin, CheckedLoadingMixin, PreTrainedModel):
         (`projection_dim`, `text_pooling`, ...). A composite checkpoint such as a `CLIPModel`
         contributes its tower of the requested modality.
         """
-        tower_kwargs = {prefix: {} for prefix in _TOWER_PREFIXES}
+        config_fields = {f.name for f in dataclasses.fields(cls.config_class)}
+        tower_kwargs: dict[str, dict] = {prefix: {} for prefix in _TOWER_PREFIXES}
         config_kwargs = {}
         for key, value in kwargs.items():
-            prefix = next((p for p in _TOWER_PREFIXES if key.startswith(p) and key != "vision_pooling" and key != "text_pooling"), None)
-            if prefix is None:
+            prefix = next((p for p in _TOWER_PREFIXES if key.startswith(p)), None)
+            if prefix is None or key in config_fields:  # e.g. text_pooling is the composite's own field
                 config_kwargs[key] = value
             else:
-                tower_kwargs[prefix][key[len(prefix):]] = value
+                tower_kwargs[prefix][key[len(prefix) :]] = value
         text_pooling = config_kwargs.get("text_pooling", cls.config_class.text_pooling)
         vision_pooling = config_kwargs.get("vision_pooling", cls.config_class.vision_pooling)
         vision_model = load_tower(vision_model_name_or_path, "vision", vision_pooling == "pooler", **tower_kwargs["vision_"])
