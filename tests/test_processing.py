@@ -25,6 +25,14 @@ def test_wrapped_tokenizer_tokenizes_exactly_like_sentencepiece():
     assert tokenizer.unk_token_id not in tokenizer("蓝色的小正方形")["input_ids"]
 
 
+def test_chinese_pieces_are_single_characters_unless_asked_otherwise():
+    chinese = "右上角有一个蓝色的小正方形"
+    per_char = train_sentencepiece(CORPUS * 20, vocab_size=150)
+    assert [p.lstrip("▁") for p in per_char.encode(chinese, out_type=str) if p.lstrip("▁")] == list(chinese)
+    merged = train_sentencepiece(CORPUS * 20, vocab_size=150, single_character_cjk=False)
+    assert len(merged.encode(chinese)) < len(chinese)
+
+
 def test_tokenizer_training_is_deterministic_and_validates_input():
     a = train_sentencepiece(CORPUS * 20, vocab_size=150)
     b = train_sentencepiece(CORPUS * 20, vocab_size=150)
