@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
 import io
+import os
 import json
 import logging
 from pathlib import Path
 
 import pytest
+from conftest import shared_data_dir
 from datasets import Image as ImageFeature
 from PIL import Image
 
@@ -28,8 +25,7 @@ from mmml.data import (
     write_manifest,
 )
 
-SHARED_DATA = Path(os.environ.get("MMML_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-FLICKR_TEST = SHARED_DATA / "flickr8k-multi30k" / "test.jsonl"
+FLICKR_TEST = shared_data_dir() / "flickr8k-multi30k" / "test.jsonl"
 
 
 @pytest.fixture(scope="module")

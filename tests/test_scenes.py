@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
 import hashlib
+import os
 import json
 import subprocess
 import sys
