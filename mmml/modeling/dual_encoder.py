@@ -69,14 +69,24 @@ class DualEncoderModel(RemoteCodeMixin, CheckedLoadingMixin, PreTrainedModel):
 
     def get_text_features(
         self,
-        input_ids: torch.Tensor,
+        input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPooling:
-        """Text tower output whose `pooler_output` is the projected (not normalised) text embedding."""
-        tower_inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        """Text tower output whose `pooler_output` is the projected (not normalised) text embedding.
+
+        Give `input_ids`, or `inputs_embeds` (token embeddings, e.g. from another vocabulary's table).
+        """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("get_text_features needs exactly one of input_ids and inputs_embeds")
+        tower_inputs = {"attention_mask": attention_mask}
+        if input_ids is not None:
+            tower_inputs["input_ids"] = input_ids
+        else:
+            tower_inputs["inputs_embeds"] = inputs_embeds
         if token_type_ids is not None:
             tower_inputs["token_type_ids"] = token_type_ids
         if position_ids is not None:
