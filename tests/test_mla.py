@@ -188,3 +188,64 @@ def test_mla_is_registered_with_auto_classes():
 
     assert isinstance(AutoConfig.for_model("mla"), MLAConfig)
     assert mmml.MLAModel is MLAModel
+
+
+def test_push_language_to_hub_uploads_the_acquirer_alone(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    model = tiny_mla()
+    model.add_language("de", r=4)
+    uploaded = {}
+
+    def fake_create_repo(self, repo_id, **kwargs):
+        uploaded["repo"] = repo_id
+
+    def fake_upload_folder(self, repo_id, folder_path, **kwargs):
+        uploaded["files"] = sorted(str(p.relative_to(folder_path)) for p in __import__("pathlib").Path(folder_path).rglob("*"))
+        return "commit"
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", fake_create_repo)
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", fake_upload_folder)
+    model.push_language_to_hub("de", "org/mla-de")
+    assert uploaded["repo"] == "org/mla-de"
+    assert uploaded["files"] == ["acquirer_config.json", "adapter_config.json", "adapter_model.safetensors"]
+
+
+def test_acquirer_pulls_by_repo_id_through_a_real_hub_server(tmp_path):
+    """An acquirer published alone on a (real, loopback) Hub server loads by repo id into its base."""
+    import json
+    import os
+    import shutil
+    import textwrap
+
+    pytest.importorskip("olah", reason="needs PyPI's `olah` (a Hub mirror server)")
+    if shutil.which("git") is None:
+        pytest.skip("needs the `git` CLI to build the olah mirror")
+    from hub_server import OlahServer, publish_to_git_mirror
+
+    repo_id = "mmml-test/mla-de"
+    model = tiny_mla()
+    model.save_pretrained(tmp_path / "base")
+    model.add_language("de", r=4)
+    randomize_acquirer(model, "de", 7)
+    model.save_language("de", tmp_path / "acquirer")
+    ids = torch.tensor([[0, 10, 11, 12, 2]])
+    with torch.no_grad():
+        expected = model.get_text_features(input_ids=ids, language="de").pooler_output
+    publish_to_git_mirror(tmp_path / "acquirer", tmp_path / "mirror", repo_id)
+    with OlahServer(tmp_path / "mirror", tmp_path / "olah", probe_repo=repo_id) as server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING", "TRANSFORMERS_"))}
+        env.update(HF_ENDPOINT=server.endpoint, HF_HUB_OFFLINE="0", HF_HOME=str(tmp_path / "hf_home"),
+                   HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_XET="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
+        script = textwrap.dedent(f"""
+            import json, torch, mmml
+            model = mmml.MLAModel.from_pretrained({str(tmp_path / 'base')!r}).eval()
+            assert model.load_language({repo_id!r}) == "de"
+            with torch.no_grad():
+                out = model.get_text_features(input_ids=torch.tensor([[0, 10, 11, 12, 2]]), language="de").pooler_output
+            print("RESULT " + json.dumps(out.tolist()))
+        """)
+        result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    pulled = torch.tensor(json.loads(result.stdout.split("RESULT ", 1)[1]))
+    torch.testing.assert_close(pulled, expected, rtol=0, atol=0)

@@ -94,7 +94,8 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     negatives harder than in uniformly random batches.
     """
 
-    def __init__(self, pairs: ImageTextPairs, batch_size: int, group_batches: int = 16, seed: int = 0):
+    def __init__(self, pairs, batch_size: int, group_batches: int = 16, seed: int = 0):
+        """`pairs`: any dataset with `caption_lengths(epoch)` (e.g. `ImageTextPairs`)."""
         if batch_size < 1 or group_batches < 1:
             raise ValueError(f"batch_size and group_batches must be >= 1, got {batch_size}, {group_batches}")
         self.pairs = pairs

@@ -48,8 +48,13 @@ class RetrievalEvaluator:
         languages: Sequence[str] | None = None,
         batch_size: int = 256,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        route_by_language: bool = False,
     ) -> None:
-        """``languages=None`` evaluates every language that has at least one caption."""
+        """``languages=None`` evaluates every language that has at least one caption.
+
+        ``route_by_language``: pass each caption's language code to the processor and to
+        ``get_text_features`` (``language=``), for models with per-language parts (MLA).
+        """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if languages is not None:
@@ -62,6 +67,7 @@ class RetrievalEvaluator:
         self.languages = languages
         self.batch_size = batch_size
         self.chunk_size = chunk_size
+        self.route_by_language = route_by_language
 
     def evaluate(self, model: torch.nn.Module, dataset: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
         """Embed every image once and each language's captions, then score retrieval."""
@@ -95,7 +101,7 @@ class RetrievalEvaluator:
                 text_to_image.extend([image_idx] * len(lang_texts))
             if not texts:
                 raise ValueError(f"no captions in language {lang!r}")
-            text_embeds = self._embed_texts(model, texts, device)
+            text_embeds = self._embed_texts(model, texts, device, lang)
             metrics: dict[str, float] = retrieval_metrics_from_embeddings(
                 image_embeds, text_embeds, text_to_image, chunk_size=self.chunk_size
             )
@@ -135,13 +141,14 @@ class RetrievalEvaluator:
             return torch.empty(0, 0, device=device), captions
         return torch.cat(embeds), captions
 
-    def _embed_texts(self, model: torch.nn.Module, texts: Sequence[str], device: torch.device) -> torch.Tensor:
+    def _embed_texts(self, model: torch.nn.Module, texts: Sequence[str], device: torch.device, lang: str) -> torch.Tensor:
         embeds: list[torch.Tensor] = []
+        routing = {"language": lang} if self.route_by_language else {}
         for start in range(0, len(texts), self.batch_size):
             batch = list(texts[start : start + self.batch_size])
-            inputs = self.processor(text=batch, return_tensors="pt", padding=True, truncation=True)
+            inputs = self.processor(text=batch, return_tensors="pt", padding=True, truncation=True, **routing)
             out = model.get_text_features(
-                input_ids=inputs["input_ids"].to(device), attention_mask=inputs["attention_mask"].to(device)
+                input_ids=inputs["input_ids"].to(device), attention_mask=inputs["attention_mask"].to(device), **routing
             )
             embeds.append(F.normalize(out.pooler_output.float(), dim=-1))
         return torch.cat(embeds)

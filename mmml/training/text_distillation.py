@@ -1,0 +1,225 @@
+"""Teacher learning on parallel text, shared by `recipes/distill_text.py` and `recipes/add_language.py`.
+
+The targets (the teacher's embeddings of the English side, or frozen image embeddings for
+language exposure) are computed once, cached on disk keyed by what produced them, and then only
+the student runs: one forward and backward per batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from ..data.pairs import LengthGroupedBatchSampler
+from ..losses import ParallelDistillationLoss
+from ..modeling.fingerprint import state_dict_fingerprint
+from ..modeling.text_encoder import TextEncoder
+from .checkpointing import load_checkpoint, resolve_resume_path, save_checkpoint
+from .optim import build_optimizer_and_schedule
+
+Tokenize = Callable[[list[str]], dict]
+
+
+def make_tokenize(tokenizer, max_length: int) -> Tokenize:
+    """A batch tokenizer: padded to the longest text, truncated to `max_length` tokens."""
+
+    def tokenize(texts: list[str]) -> dict:
+        return dict(tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"))
+
+    return tokenize
+
+
+def model_fingerprint(module: torch.nn.Module) -> str:
+    return state_dict_fingerprint(module.state_dict())
+
+
+def texts_fingerprint(texts: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()
+
+
+@torch.no_grad()
+def embed_texts(
+    encoder: TextEncoder, tokenize: Tokenize, texts: Sequence[str], batch_size: int = 256, progress: bool = False
+) -> torch.Tensor:
+    """`[len(texts), dim]` float32 embeddings on the CPU, in the order of `texts`.
+
+    Texts are embedded in order of length so batches carry little padding.
+    """
+    was_training = encoder.training
+    encoder.eval()
+    device = next(encoder.parameters()).device
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out: torch.Tensor | None = None
+    try:
+        for start in tqdm(range(0, len(order), batch_size), disable=not progress, desc="embed"):
+            index = order[start : start + batch_size]
+            inputs = {k: v.to(device) for k, v in tokenize([texts[i] for i in index]).items()}
+            embeds = encoder(**inputs).float().cpu()
+            if out is None:
+                out = torch.empty(len(texts), embeds.shape[1])
+            out[torch.tensor(index)] = embeds
+    finally:
+        encoder.train(was_training)
+    if out is None:
+        raise ValueError("no texts to embed")
+    return out
+
+
+def cached_tensor(cache_dir: str | os.PathLike, key: dict, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """`compute()`'s result, stored once under `cache_dir` by a hash of `key` and read back after.
+
+    `key` must name everything the result depends on (model fingerprint, texts, pooling, ...).
+    The file is written atomically, and a file whose stored key differs is recomputed.
+    """
+    key_json = json.dumps(key, sort_keys=True)
+    path = Path(cache_dir) / f"{hashlib.sha256(key_json.encode()).hexdigest()[:24]}.safetensors"
+    if path.exists():
+        with safe_open(str(path), framework="pt") as handle:
+            if handle.metadata().get("key") == key_json:
+                return handle.get_tensor("embeddings")
+    tensor = compute().contiguous()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    save_file({"embeddings": tensor}, str(tmp), metadata={"key": key_json})
+    os.replace(tmp, path)
+    return tensor
+
+
+@dataclass
+class DistillationSettings:
+    """How the student is trained toward its targets."""
+
+    batch_size: int = 64
+    epochs: float = 1.0
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 50
+    mse_weight: float = 1.0
+    contrastive_weight: float = 0.0
+    temperature: float = 0.05
+    seed: int = 0
+    # Batches of similar text length (less padding: about half the compute on Multi30K captions).
+    group_by_length: bool = True
+    log_every_steps: int = 50
+    checkpoint_every_steps: int = 0
+    resume_from_checkpoint: str | None = None
+
+    def __post_init__(self):
+        if self.batch_size < 2 and self.contrastive_weight:
+            raise ValueError("a contrastive term needs batch_size >= 2")
+        if not self.epochs > 0:
+            raise ValueError(f"epochs must be > 0, got {self.epochs}")
+
+
+class _Texts(torch.utils.data.Dataset):
+    """Indices into the texts; `caption_lengths` feeds `LengthGroupedBatchSampler`."""
+
+    def __init__(self, texts: Sequence[str]):
+        self.lengths = np.array([len(text) for text in texts])
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __getitem__(self, index: int) -> int:
+        return index
+
+    def caption_lengths(self, epoch: int) -> np.ndarray:
+        return self.lengths
+
+
+def train_toward_targets(
+    accelerator: Accelerator,
+    student: TextEncoder,
+    texts: Sequence[str],
+    targets: torch.Tensor,
+    tokenize: Tokenize,
+    settings: DistillationSettings,
+    output_dir: str | os.PathLike,
+    stage: str = "distill",
+) -> list[dict]:
+    """Train the student's trainable parameters so that `student(texts[i])` lands on `targets[i]`.
+
+    Loss: `ParallelDistillationLoss` (MSE and / or in-batch InfoNCE against the targets). Logs
+    JSON lines to `<output_dir>/<stage>_log.jsonl`; with `checkpoint_every_steps`, writes
+    resumable checkpoints under `<output_dir>/<stage>/checkpoints`. Returns the log records.
+    """
+    loss_fn = ParallelDistillationLoss(settings.mse_weight, settings.contrastive_weight, settings.temperature)
+    if len(texts) != len(targets):
+        raise ValueError(f"{len(texts)} texts but {len(targets)} target embeddings")
+    dataset = _Texts(texts)
+
+    def collate(indices: list[int]) -> dict:
+        batch = tokenize([texts[i] for i in indices])
+        batch["targets"] = targets[torch.tensor(indices)]
+        return batch
+
+    generator = torch.Generator().manual_seed(settings.seed)
+    sampler = None
+    if settings.group_by_length:
+        sampler = LengthGroupedBatchSampler(dataset, settings.batch_size, seed=settings.seed)
+        loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, generator=generator)
+    else:
+        loader = DataLoader(dataset, batch_size=settings.batch_size, shuffle=True, drop_last=True,
+                            collate_fn=collate, generator=generator)
+    if len(loader) == 0:
+        raise ValueError(f"{len(dataset)} training pairs are fewer than one batch of {settings.batch_size}")
+    total_steps = max(1, round(settings.epochs * len(loader) / accelerator.num_processes))
+    trainable = [p for p in student.parameters() if p.requires_grad]
+    if not trainable:
+        raise ValueError("the student has no trainable parameters")
+    optimizer, scheduler = build_optimizer_and_schedule(
+        student, settings.learning_rate, settings.weight_decay, min(settings.warmup_steps, total_steps // 2), total_steps
+    )
+    student, optimizer, loader, scheduler = accelerator.prepare(student, optimizer, loader, scheduler)
+    stage_dir = Path(output_dir) / stage
+    step, history = 0, []
+    resume = resolve_resume_path(settings.resume_from_checkpoint, stage_dir)
+    if resume is not None:
+        state = load_checkpoint(accelerator, resume)
+        step, history = state["step"], state["history"]
+    log_path = Path(output_dir) / f"{stage}_log.jsonl"
+    progress = tqdm(total=total_steps, initial=step, disable=not accelerator.is_local_main_process, desc=stage)
+    start = time.perf_counter()
+    student.train()
+    while step < total_steps:
+        epoch, done = divmod(step, len(loader))
+        loader.set_epoch(epoch)
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        for batch in accelerator.skip_first_batches(loader, done) if done else loader:
+            batch_targets = batch.pop("targets")
+            with accelerator.autocast():
+                loss = loss_fn(student(**batch), batch_targets)
+            accelerator.backward(loss)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            progress.update(1)
+            if step % settings.log_every_steps == 0 or step == total_steps:
+                record = {"stage": stage, "step": step, "loss": accelerator.reduce(loss.detach(), "mean").item(),
+                          "lr": scheduler.get_last_lr()[0], "elapsed_s": round(time.perf_counter() - start, 2)}
+                history.append(record)
+                progress.set_postfix(loss=f"{record['loss']:.4f}")
+                if accelerator.is_main_process:
+                    with log_path.open("a", encoding="utf-8") as f:
+                        f.write(json.dumps(record) + "\n")
+            if settings.checkpoint_every_steps and step % settings.checkpoint_every_steps == 0 and step < total_steps:
+                save_checkpoint(accelerator, stage_dir, step, {"step": step, "history": history})
+            if step >= total_steps:
+                break
+    progress.close()
+    return history

@@ -1,0 +1,250 @@
+"""Teach a frozen mmml dual encoder a new language with an MLA acquirer (LoRA + optional own embeddings).
+
+    accelerate launch recipes/add_language.py --model_name_or_path outputs/mclip_tiny/final \
+        --language cs --parallel_data ../shared/data/multi30k --own_tokenizer true
+
+Stage 1, native-language transfer (NLT): on parallel text, the acquirer learns to put a sentence
+of the new language where the frozen base model puts its base-language translation (the base's
+embeddings of the base-language side are computed once and cached). Stage 2, language exposure
+(LE), when `image_text_data` is given: on image-text pairs in the new language, the acquirer's
+text embeddings learn to retrieve the (frozen, cached) image embeddings contrastively.
+
+Writes `<output_dir>/acquirer/` (loadable with `MLAModel.load_language`, with its tokenizer when it
+has its own) and `<output_dir>/metrics.json`. Arguments: the fields of `AddLanguageArguments`
+(`--config FILE.yaml` and `--field value`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from transformers import AutoConfig, AutoModel, AutoProcessor
+
+import mmml
+from mmml.data import load_manifest
+from mmml.data.parallel import load_parallel_files, load_parallel_manifest, parallel_files_in
+from mmml.eval import RetrievalEvaluator, bitext_accuracy
+from mmml.modeling.embedding_transfer import transfer_embeddings
+from mmml.modeling.text_encoder import TextEncoder
+from mmml.models.mla import MLAModel, MLAProcessor
+from mmml.processing import train_multilingual_tokenizer
+from mmml.training import parse_args, to_json_dict
+from mmml.training.text_distillation import (
+    DistillationSettings,
+    cached_tensor,
+    embed_texts,
+    make_tokenize,
+    texts_fingerprint,
+    train_toward_targets,
+)
+
+logger = logging.getLogger("mmml.recipes.add_language")
+
+
+@dataclass
+class AddLanguageArguments:
+    model_name_or_path: str = ""  # an MLA model, or any mmml dual encoder (it becomes the frozen base)
+    language: str = ""
+    output_dir: str = "outputs/add_language"
+    seed: int = 0
+    # NLT data: a folder of line-aligned `{split}.{lang}` files (Multi30K style) or a JSON-lines file.
+    parallel_data: str = ""
+    train_split: str = "train"
+    eval_split: str | None = "val"
+    max_train_pairs: int | None = None
+    max_text_length: int = 64
+    # The acquirer.
+    lora_r: int = 16
+    lora_alpha: int | None = None
+    target_modules: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense"])
+    own_tokenizer: bool = False
+    tokenizer_vocab_size: int = 8000
+    # NLT optimisation.
+    batch_size: int = 64
+    epochs: float = 1.0
+    learning_rate: float = 1e-3
+    warmup_steps: int = 50
+    mse_weight: float = 1.0
+    contrastive_weight: float = 1.0
+    temperature: float = 0.05
+    # LE: a folder with {train,validation,test}.jsonl image-text manifests (captions in `language`).
+    image_text_data: str | None = None
+    le_epochs: float = 1.0
+    le_learning_rate: float = 5e-4
+    le_batch_size: int = 64
+    eval_batch_size: int = 256
+    # Where target embeddings are cached, keyed by model fingerprint + texts (shared between runs).
+    cache_dir: str = str(Path.home() / ".cache" / "mmml" / "embeddings")
+    log_every_steps: int = 50
+    checkpoint_every_steps: int = 0
+    resume_from_checkpoint: str | None = None
+    cpu: bool | None = None
+
+    def __post_init__(self):
+        for name in ("model_name_or_path", "language", "parallel_data"):
+            if not getattr(self, name):
+                raise ValueError(f"--{name} is required")
+
+
+def load_base(path: str) -> tuple[MLAModel, MLAProcessor]:
+    """The frozen base as an MLA model and its processor as an MLA processor."""
+    config = AutoConfig.from_pretrained(path)
+    model = MLAModel.from_pretrained(path) if config.model_type == "mla" else MLAModel.from_dual_encoder(
+        AutoModel.from_pretrained(path)
+    )
+    processor = AutoProcessor.from_pretrained(path)
+    if not isinstance(processor, MLAProcessor):
+        processor = MLAProcessor(image_processor=processor.image_processor, tokenizer=processor.tokenizer)
+    return model.eval(), processor
+
+
+def load_parallel(args: AddLanguageArguments, split: str, languages: list[str]) -> dict[str, list[str]]:
+    if args.parallel_data.endswith(".jsonl"):
+        return load_parallel_manifest(args.parallel_data, languages)
+    return load_parallel_files(parallel_files_in(args.parallel_data, split, languages))
+
+
+def base_text_embeddings(args, accelerator, model: MLAModel, processor, texts: list[str]) -> torch.Tensor:
+    """The frozen base's embeddings of base-language texts, computed once and cached on disk."""
+    encoder = TextEncoder(model, language=model.config.base_language).to(accelerator.device)
+    key = {"what": "base text features", "base": model.base_fingerprint(), "texts": texts_fingerprint(texts),
+           "max_length": args.max_text_length}
+    with accelerator.main_process_first():
+        return cached_tensor(args.cache_dir, key, lambda: embed_texts(
+            encoder, make_tokenize(processor.tokenizer, args.max_text_length), texts, args.eval_batch_size,
+            progress=accelerator.is_main_process))
+
+
+def evaluate_bitext(args, model, processor, base_targets: torch.Tensor, texts: list[str]) -> dict[str, float]:
+    """Acquirer embeddings of the new language against the base embeddings of their translations."""
+    encoder = TextEncoder(model, language=args.language)
+    tokenize = make_tokenize(processor.tokenizer_for(args.language), args.max_text_length)
+    return bitext_accuracy(embed_texts(encoder, tokenize, texts, args.eval_batch_size), base_targets)
+
+
+def add_acquirer(args: AddLanguageArguments, model: MLAModel, processor: MLAProcessor, train_texts: list[str]) -> None:
+    table = None
+    if args.own_tokenizer:
+        tokenizer = train_multilingual_tokenizer(train_texts, args.tokenizer_vocab_size, args.max_text_length)
+        processor.set_language_tokenizer(args.language, tokenizer)
+        table = transfer_embeddings(tokenizer, processor.tokenizer, model.text_model.get_input_embeddings().weight)
+    model.add_language(args.language, r=args.lora_r, lora_alpha=args.lora_alpha, target_modules=args.target_modules,
+                       embedding_table=table)
+
+
+def native_language_transfer(args, accelerator, model, processor) -> dict:
+    base = model.config.base_language
+    train = load_parallel(args, args.train_split, [base, args.language])
+    if args.max_train_pairs:
+        train = {lang: texts[: args.max_train_pairs] for lang, texts in train.items()}
+    add_acquirer(args, model, processor, train[args.language])
+    targets = base_text_embeddings(args, accelerator, model, processor, train[base])
+    settings = DistillationSettings(
+        batch_size=args.batch_size, epochs=args.epochs, learning_rate=args.learning_rate, warmup_steps=args.warmup_steps,
+        mse_weight=args.mse_weight, contrastive_weight=args.contrastive_weight, temperature=args.temperature,
+        seed=args.seed, log_every_steps=args.log_every_steps, checkpoint_every_steps=args.checkpoint_every_steps,
+        resume_from_checkpoint=args.resume_from_checkpoint,
+    )
+    student = TextEncoder(model, language=args.language)
+    start = time.perf_counter()
+    history = train_toward_targets(accelerator, student, train[args.language], targets,
+                                   make_tokenize(processor.tokenizer_for(args.language), args.max_text_length),
+                                   settings, args.output_dir, stage="nlt")
+    result = {"train_pairs": len(train[base]), "train_time_s": round(time.perf_counter() - start, 1),
+              "final_loss": history[-1]["loss"] if history else None}
+    if args.eval_split:
+        evaluation = load_parallel(args, args.eval_split, [base, args.language])
+        eval_targets = base_text_embeddings(args, accelerator, model, processor, evaluation[base])
+        if accelerator.is_main_process:
+            result["eval"] = evaluate_bitext(args, model, processor, eval_targets, evaluation[args.language])
+            accelerator.print(f"NLT {args.language}->{base} acc@1 {result['eval']['source_to_target_acc1']:.3f}")
+    return result
+
+
+def language_exposure(args, accelerator, model, processor) -> dict:
+    """Contrastive training of the acquirer's text embeddings toward the frozen image embeddings."""
+    splits = {split: load_manifest(Path(args.image_text_data) / f"{split}.jsonl") for split in ("train", "test")}
+    texts, image_rows = [], []
+    for row_index, captions in enumerate(splits["train"]["captions"]):
+        for caption in (captions or {}).get(args.language) or []:
+            texts.append(caption)
+            image_rows.append(row_index)
+    if not texts:
+        raise ValueError(f"{args.image_text_data}/train.jsonl has no {args.language!r} captions")
+    key = {"what": "base image features", "base": model.base_fingerprint(),
+           "data": str(Path(args.image_text_data).resolve()), "rows": len(splits["train"])}
+    with accelerator.main_process_first():
+        image_embeds = cached_tensor(args.cache_dir, key,
+                                     lambda: embed_images(model, processor, splits["train"], args.eval_batch_size))
+    temperature = 1.0 / float(model.scaled_logit_scale())
+    settings = DistillationSettings(batch_size=args.le_batch_size, epochs=args.le_epochs,
+                                    learning_rate=args.le_learning_rate, warmup_steps=args.warmup_steps,
+                                    mse_weight=0.0, contrastive_weight=1.0, temperature=temperature, seed=args.seed,
+                                    log_every_steps=args.log_every_steps)
+    model.train_language(args.language)
+    start = time.perf_counter()
+    train_toward_targets(accelerator, TextEncoder(model, language=args.language), texts,
+                         image_embeds[torch.tensor(image_rows)],
+                         make_tokenize(processor.tokenizer_for(args.language), args.max_text_length),
+                         settings, args.output_dir, stage="le")
+    result = {"train_captions": len(texts), "train_time_s": round(time.perf_counter() - start, 1)}
+    if accelerator.is_main_process:
+        evaluator = RetrievalEvaluator(processor, languages=[args.language], batch_size=args.eval_batch_size,
+                                       route_by_language=True)
+        result["test"] = evaluator.evaluate(model, splits["test"])[args.language]
+    return result
+
+
+@torch.no_grad()
+def embed_images(model: MLAModel, processor, dataset, batch_size: int) -> torch.Tensor:
+    from mmml.data import decode_image
+
+    embeds = []
+    for start in range(0, len(dataset), batch_size):
+        rows = dataset[start : start + batch_size]
+        pixels = processor(images=[decode_image(image) for image in rows["image"]], return_tensors="pt")["pixel_values"]
+        embeds.append(model.get_image_features(pixel_values=pixels.to(model.device)).pooler_output.float().cpu())
+    return torch.cat(embeds)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(AddLanguageArguments, sys.argv[1:] if argv is None else argv)
+    accelerator = Accelerator(cpu=args.cpu if args.cpu is not None else not torch.accelerator.is_available())
+    logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING)
+    os.makedirs(args.output_dir, exist_ok=True)
+    set_seed(args.seed)
+    model, processor = load_base(args.model_name_or_path)
+    model.to(accelerator.device)
+    # Texts longer than the text tower's position table would fail deep inside the tower.
+    args.max_text_length = min(args.max_text_length, model.config.text_config.max_position_embeddings)
+    metrics = {"language": args.language, "base_language": model.config.base_language,
+               "nlt": native_language_transfer(args, accelerator, model, processor)}
+    if args.image_text_data:
+        metrics["le"] = language_exposure(args, accelerator, model, processor)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        model = accelerator.unwrap_model(model)
+        model.train_language(None)
+        folder = model.save_language(args.language, Path(args.output_dir) / "acquirer", processor=processor)
+        metrics["acquirer_bytes"] = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        metrics["base_model_bytes"] = sum(t.numel() * t.element_size() for t in model.base_state_dict().values())
+        metrics["args"] = to_json_dict(args)
+        path = Path(args.output_dir) / "metrics.json"
+        path.with_suffix(".json.tmp").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+        os.replace(path.with_suffix(".json.tmp"), path)
+        accelerator.print(json.dumps({k: metrics[k] for k in ("nlt", "acquirer_bytes", "base_model_bytes")}, indent=1))
+    accelerator.end_training()
+    return metrics
+
+
+if __name__ == "__main__":
+    main()
