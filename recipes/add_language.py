@@ -87,6 +87,7 @@ class AddLanguageArguments:
     log_every_steps: int = 50
     checkpoint_every_steps: int = 0
     resume_from_checkpoint: str | None = None
+    stop_after_steps: int | None = None  # NLT only: end early with a checkpoint, resume with "latest"
     cpu: bool | None = None
 
     def __post_init__(self):
@@ -152,15 +153,17 @@ def native_language_transfer(args, accelerator, model, processor) -> dict:
         batch_size=args.batch_size, epochs=args.epochs, learning_rate=args.learning_rate, warmup_steps=args.warmup_steps,
         mse_weight=args.mse_weight, contrastive_weight=args.contrastive_weight, temperature=args.temperature,
         seed=args.seed, log_every_steps=args.log_every_steps, checkpoint_every_steps=args.checkpoint_every_steps,
-        resume_from_checkpoint=args.resume_from_checkpoint,
+        resume_from_checkpoint=args.resume_from_checkpoint, stop_after_steps=args.stop_after_steps,
     )
     student = TextEncoder(model, language=args.language)
     start = time.perf_counter()
-    history = train_toward_targets(accelerator, student, train[args.language], targets,
+    outcome = train_toward_targets(accelerator, student, train[args.language], targets,
                                    make_tokenize(processor.tokenizer_for(args.language), args.max_text_length),
                                    settings, args.output_dir, stage="nlt")
     result = {"train_pairs": len(train[base]), "train_time_s": round(time.perf_counter() - start, 1),
-              "final_loss": history[-1]["loss"] if history else None}
+              "final_loss": outcome.history[-1]["loss"] if outcome.history else None, "finished": outcome.finished}
+    if not outcome.finished:
+        return result
     if args.eval_split:
         evaluation = load_parallel(args, args.eval_split, [base, args.language])
         eval_targets = base_text_embeddings(args, accelerator, model, processor, evaluation[base])
@@ -228,6 +231,10 @@ def main(argv: list[str] | None = None) -> dict:
     args.max_text_length = min(args.max_text_length, model.config.text_config.max_position_embeddings)
     metrics = {"language": args.language, "base_language": model.config.base_language,
                "nlt": native_language_transfer(args, accelerator, model, processor)}
+    if not metrics["nlt"]["finished"]:
+        accelerator.print(f"stopped at step {args.stop_after_steps}; continue with --resume_from_checkpoint latest")
+        accelerator.end_training()
+        return metrics
     if args.image_text_data:
         metrics["le"] = language_exposure(args, accelerator, model, processor)
     accelerator.wait_for_everyone()

@@ -78,6 +78,7 @@ class DistillTextArguments:
     log_every_steps: int = 50
     checkpoint_every_steps: int = 0
     resume_from_checkpoint: str | None = None
+    stop_after_steps: int | None = None  # end early with a checkpoint; continue with --resume_from_checkpoint latest
     cpu: bool | None = None
 
     def __post_init__(self):
@@ -142,12 +143,17 @@ def main(argv: list[str] | None = None) -> dict:
         weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, mse_weight=args.mse_weight,
         contrastive_weight=args.contrastive_weight, temperature=args.temperature, seed=args.seed,
         log_every_steps=args.log_every_steps, checkpoint_every_steps=args.checkpoint_every_steps,
-        resume_from_checkpoint=args.resume_from_checkpoint,
+        resume_from_checkpoint=args.resume_from_checkpoint, stop_after_steps=args.stop_after_steps,
     )
     start = time.perf_counter()
-    train_toward_targets(accelerator, student, texts, targets.repeat(len(student_languages), 1),
-                         make_tokenize(student_tokenizer, args.max_text_length), settings, args.output_dir)
-    metrics = {"train_pairs": len(texts), "train_time_s": round(time.perf_counter() - start, 1)}
+    outcome = train_toward_targets(accelerator, student, texts, targets.repeat(len(student_languages), 1),
+                                   make_tokenize(student_tokenizer, args.max_text_length), settings, args.output_dir)
+    metrics = {"train_pairs": len(texts), "train_time_s": round(time.perf_counter() - start, 1),
+               "finished": outcome.finished}
+    if not outcome.finished:
+        accelerator.print(f"stopped at step {args.stop_after_steps}; continue with --resume_from_checkpoint latest")
+        accelerator.end_training()
+        return metrics
 
     if args.eval_split:
         evaluation = load_parallel(args, args.eval_split)

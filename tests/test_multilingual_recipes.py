@@ -124,3 +124,21 @@ def test_distill_text_trains_an_mclip_student_toward_a_teacher(tmp_path, scene_d
     before, after = student_before.state_dict(), student.state_dict()
     assert all(torch.equal(after[k], before[k]) for k in before if not k.startswith(("text_model.", "text_projection.")))
     assert not torch.equal(after["text_projection.weight"], before["text_projection.weight"])
+
+
+def test_distill_text_resumes_exactly(tmp_path, scene_data, tiny_base):
+    recipe = load_recipe("distill_text")
+    common = ["--teacher", str(tiny_base), "--student", str(tiny_base), "--languages", "de",
+              "--parallel_data", str(scene_data / "parallel"), "--eval_split", "none", "--batch_size", "32",
+              "--epochs", "2", "--learning_rate", "3e-3", "--warmup_steps", "2", "--max_text_length", "32",
+              "--cache_dir", str(tmp_path / "cache")]
+    recipe.main([*common, "--output_dir", str(tmp_path / "straight")])
+    stopped = recipe.main([*common, "--output_dir", str(tmp_path / "resumed"), "--stop_after_steps", "7"])
+    assert stopped["finished"] is False and not (tmp_path / "resumed" / "student").exists()
+    assert (tmp_path / "resumed" / "distill" / "checkpoints" / "step_7").is_dir()
+    recipe.main([*common, "--output_dir", str(tmp_path / "resumed"), "--resume_from_checkpoint", "latest"])
+    straight = AutoModel.from_pretrained(tmp_path / "straight" / "student").state_dict()
+    resumed = AutoModel.from_pretrained(tmp_path / "resumed" / "student").state_dict()
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    assert not torch.equal(straight["text_projection.weight"],
+                           AutoModel.from_pretrained(tiny_base).state_dict()["text_projection.weight"])

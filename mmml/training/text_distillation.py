@@ -116,12 +116,20 @@ class DistillationSettings:
     log_every_steps: int = 50
     checkpoint_every_steps: int = 0
     resume_from_checkpoint: str | None = None
+    # End this run at this step with a checkpoint (to fit a job's time limit); resume with "latest".
+    stop_after_steps: int | None = None
 
     def __post_init__(self):
         if self.batch_size < 2 and self.contrastive_weight:
             raise ValueError("a contrastive term needs batch_size >= 2")
         if not self.epochs > 0:
             raise ValueError(f"epochs must be > 0, got {self.epochs}")
+
+
+@dataclass
+class DistillationResult:
+    history: list[dict]
+    finished: bool  # False when stopped early by `stop_after_steps` (a checkpoint holds the state)
 
 
 class _Texts(torch.utils.data.Dataset):
@@ -149,12 +157,13 @@ def train_toward_targets(
     settings: DistillationSettings,
     output_dir: str | os.PathLike,
     stage: str = "distill",
-) -> list[dict]:
+) -> DistillationResult:
     """Train the student's trainable parameters so that `student(texts[i])` lands on `targets[i]`.
 
     Loss: `ParallelDistillationLoss` (MSE and / or in-batch InfoNCE against the targets). Logs
     JSON lines to `<output_dir>/<stage>_log.jsonl`; with `checkpoint_every_steps`, writes
-    resumable checkpoints under `<output_dir>/<stage>/checkpoints`. Returns the log records.
+    resumable checkpoints under `<output_dir>/<stage>/checkpoints` (also at `stop_after_steps`, where
+    the run ends early; `resume_from_checkpoint="latest"` continues it exactly).
     """
     loss_fn = ParallelDistillationLoss(settings.mse_weight, settings.contrastive_weight, settings.temperature)
     if len(texts) != len(targets):
@@ -194,7 +203,8 @@ def train_toward_targets(
     progress = tqdm(total=total_steps, initial=step, disable=not accelerator.is_local_main_process, desc=stage)
     start = time.perf_counter()
     student.train()
-    while step < total_steps:
+    last_step = min(total_steps, settings.stop_after_steps or total_steps)
+    while step < last_step:
         epoch, done = divmod(step, len(loader))
         loader.set_epoch(epoch)
         if sampler is not None:
@@ -217,9 +227,10 @@ def train_toward_targets(
                 if accelerator.is_main_process:
                     with log_path.open("a", encoding="utf-8") as f:
                         f.write(json.dumps(record) + "\n")
-            if settings.checkpoint_every_steps and step % settings.checkpoint_every_steps == 0 and step < total_steps:
+            periodic = settings.checkpoint_every_steps and step % settings.checkpoint_every_steps == 0
+            if (periodic and step < total_steps) or step == last_step < total_steps:
                 save_checkpoint(accelerator, stage_dir, step, {"step": step, "history": history})
-            if step >= total_steps:
+            if step >= last_step:
                 break
     progress.close()
-    return history
+    return DistillationResult(history, finished=step >= total_steps)
