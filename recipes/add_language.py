@@ -16,6 +16,7 @@ has its own) and `<output_dir>/metrics.json`. Arguments: the fields of `AddLangu
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -29,9 +30,8 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from transformers import AutoConfig, AutoModel, AutoProcessor
 
-import mmml
+import mmml  # noqa: F401  (registers mmml models with the Auto classes)
 from mmml.data import load_manifest
-from mmml.data.parallel import load_parallel_files, load_parallel_manifest, parallel_files_in
 from mmml.eval import RetrievalEvaluator, bitext_accuracy
 from mmml.modeling.embedding_transfer import transfer_embeddings
 from mmml.modeling.text_encoder import TextEncoder
@@ -39,7 +39,7 @@ from mmml.models.mla import MLAModel, MLAProcessor
 from mmml.processing import train_multilingual_tokenizer
 from mmml.training import parse_args, to_json_dict
 from mmml.training.text_distillation import (
-    DistillationSettings,
+    TextDistillationArguments,
     cached_tensor,
     embed_texts,
     make_tokenize,
@@ -51,47 +51,28 @@ logger = logging.getLogger("mmml.recipes.add_language")
 
 
 @dataclass
-class AddLanguageArguments:
+class AddLanguageArguments(TextDistillationArguments):
+    """NLT settings are the inherited ones (parallel data, batch, epochs, loss weights, ...)."""
+
     model_name_or_path: str = ""  # an MLA model, or any mmml dual encoder (it becomes the frozen base)
     language: str = ""
     output_dir: str = "outputs/add_language"
-    seed: int = 0
-    # NLT data: a folder of line-aligned `{split}.{lang}` files (Multi30K style) or a JSON-lines file.
-    parallel_data: str = ""
-    train_split: str = "train"
-    eval_split: str | None = "val"
-    max_train_pairs: int | None = None
-    max_text_length: int = 64
     # The acquirer.
     lora_r: int = 16
     lora_alpha: int | None = None
     target_modules: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense"])
     own_tokenizer: bool = False
     tokenizer_vocab_size: int = 8000
-    # NLT optimisation.
-    batch_size: int = 64
-    epochs: float = 1.0
-    learning_rate: float = 1e-3
-    warmup_steps: int = 50
-    mse_weight: float = 1.0
     contrastive_weight: float = 1.0
-    temperature: float = 0.05
     # LE: a folder with {train,validation,test}.jsonl image-text manifests (captions in `language`).
     image_text_data: str | None = None
     le_epochs: float = 1.0
     le_learning_rate: float = 5e-4
     le_batch_size: int = 64
-    eval_batch_size: int = 256
-    # Where target embeddings are cached, keyed by model fingerprint + texts (shared between runs).
-    cache_dir: str = str(Path.home() / ".cache" / "mmml" / "embeddings")
-    log_every_steps: int = 50
-    checkpoint_every_steps: int = 0
-    resume_from_checkpoint: str | None = None
-    stop_after_steps: int | None = None  # NLT only: end early with a checkpoint, resume with "latest"
-    cpu: bool | None = None
 
     def __post_init__(self):
-        for name in ("model_name_or_path", "language", "parallel_data"):
+        super().__post_init__()
+        for name in ("model_name_or_path", "language"):
             if not getattr(self, name):
                 raise ValueError(f"--{name} is required")
 
@@ -106,12 +87,6 @@ def load_base(path: str) -> tuple[MLAModel, MLAProcessor]:
     if not isinstance(processor, MLAProcessor):
         processor = MLAProcessor(image_processor=processor.image_processor, tokenizer=processor.tokenizer)
     return model.eval(), processor
-
-
-def load_parallel(args: AddLanguageArguments, split: str, languages: list[str]) -> dict[str, list[str]]:
-    if args.parallel_data.endswith(".jsonl"):
-        return load_parallel_manifest(args.parallel_data, languages)
-    return load_parallel_files(parallel_files_in(args.parallel_data, split, languages))
 
 
 def base_text_embeddings(args, accelerator, model: MLAModel, processor, texts: list[str]) -> torch.Tensor:
@@ -144,28 +119,20 @@ def add_acquirer(args: AddLanguageArguments, model: MLAModel, processor: MLAProc
 
 def native_language_transfer(args, accelerator, model, processor) -> dict:
     base = model.config.base_language
-    train = load_parallel(args, args.train_split, [base, args.language])
-    if args.max_train_pairs:
-        train = {lang: texts[: args.max_train_pairs] for lang, texts in train.items()}
+    train = args.load_parallel(args.train_split, [base, args.language])
     add_acquirer(args, model, processor, train[args.language])
     targets = base_text_embeddings(args, accelerator, model, processor, train[base])
-    settings = DistillationSettings(
-        batch_size=args.batch_size, epochs=args.epochs, learning_rate=args.learning_rate, warmup_steps=args.warmup_steps,
-        mse_weight=args.mse_weight, contrastive_weight=args.contrastive_weight, temperature=args.temperature,
-        seed=args.seed, log_every_steps=args.log_every_steps, checkpoint_every_steps=args.checkpoint_every_steps,
-        resume_from_checkpoint=args.resume_from_checkpoint, stop_after_steps=args.stop_after_steps,
-    )
     student = TextEncoder(model, language=args.language)
     start = time.perf_counter()
     outcome = train_toward_targets(accelerator, student, train[args.language], targets,
                                    make_tokenize(processor.tokenizer_for(args.language), args.max_text_length),
-                                   settings, args.output_dir, stage="nlt")
+                                   args, args.output_dir, stage="nlt")
     result = {"train_pairs": len(train[base]), "train_time_s": round(time.perf_counter() - start, 1),
               "final_loss": outcome.history[-1]["loss"] if outcome.history else None, "finished": outcome.finished}
     if not outcome.finished:
         return result
     if args.eval_split:
-        evaluation = load_parallel(args, args.eval_split, [base, args.language])
+        evaluation = args.load_parallel(args.eval_split, [base, args.language])
         eval_targets = base_text_embeddings(args, accelerator, model, processor, evaluation[base])
         if accelerator.is_main_process:
             result["eval"] = evaluate_bitext(args, model, processor, eval_targets, evaluation[args.language])
@@ -189,10 +156,10 @@ def language_exposure(args, accelerator, model, processor) -> dict:
         image_embeds = cached_tensor(args.cache_dir, key,
                                      lambda: embed_images(model, processor, splits["train"], args.eval_batch_size))
     temperature = 1.0 / float(model.scaled_logit_scale())
-    settings = DistillationSettings(batch_size=args.le_batch_size, epochs=args.le_epochs,
-                                    learning_rate=args.le_learning_rate, warmup_steps=args.warmup_steps,
-                                    mse_weight=0.0, contrastive_weight=1.0, temperature=temperature, seed=args.seed,
-                                    log_every_steps=args.log_every_steps)
+    settings = dataclasses.replace(args, batch_size=args.le_batch_size, epochs=args.le_epochs,
+                                   learning_rate=args.le_learning_rate, mse_weight=0.0, contrastive_weight=1.0,
+                                   temperature=temperature, checkpoint_every_steps=0, resume_from_checkpoint=None,
+                                   stop_after_steps=None)
     model.train_language(args.language)
     start = time.perf_counter()
     train_toward_targets(accelerator, TextEncoder(model, language=args.language), texts,

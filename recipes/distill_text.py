@@ -31,12 +31,11 @@ from transformers import AutoModel, AutoProcessor, AutoTokenizer
 
 import mmml  # noqa: F401  (registers mmml models with AutoModel)
 from mmml.data import load_manifest
-from mmml.data.parallel import load_parallel_files, load_parallel_manifest, parallel_files_in
 from mmml.eval import RetrievalEvaluator, bitext_accuracy
 from mmml.modeling.text_encoder import TextEncoder
 from mmml.training import parse_args, to_json_dict
 from mmml.training.text_distillation import (
-    DistillationSettings,
+    TextDistillationArguments,
     cached_tensor,
     embed_texts,
     make_tokenize,
@@ -47,7 +46,9 @@ from mmml.training.text_distillation import (
 
 
 @dataclass
-class DistillTextArguments:
+class DistillTextArguments(TextDistillationArguments):
+    """Training, data and cache settings are the inherited ones."""
+
     teacher: str = ""
     teacher_pooling: str = "mean"
     student: str | None = None  # default: a copy of the teacher
@@ -55,34 +56,14 @@ class DistillTextArguments:
     source_language: str = "en"
     languages: list[str] | None = None
     include_source: bool = False  # also train source -> teacher(source) (keeps the student's own English)
-    # A folder of line-aligned `{split}.{lang}` files (Multi30K style) or a JSON-lines file of {lang: text} rows.
-    parallel_data: str = ""
-    train_split: str = "train"
-    eval_split: str | None = "val"
-    max_train_pairs: int | None = None
-    max_text_length: int = 64
     image_eval_data: str | None = None  # a folder with test.jsonl (image-text manifest)
     output_dir: str = "outputs/distill_text"
-    seed: int = 0
-    batch_size: int = 64
-    epochs: float = 1.0
     learning_rate: float = 5e-5
     weight_decay: float = 0.01
-    warmup_steps: int = 50
-    mse_weight: float = 1.0
-    contrastive_weight: float = 0.0
-    temperature: float = 0.05
-    eval_batch_size: int = 256
-    # Where target embeddings are cached, keyed by model fingerprint + texts (shared between runs).
-    cache_dir: str = str(Path.home() / ".cache" / "mmml" / "embeddings")
-    log_every_steps: int = 50
-    checkpoint_every_steps: int = 0
-    resume_from_checkpoint: str | None = None
-    stop_after_steps: int | None = None  # end early with a checkpoint; continue with --resume_from_checkpoint latest
-    cpu: bool | None = None
 
     def __post_init__(self):
-        for name in ("teacher", "parallel_data", "languages"):
+        super().__post_init__()
+        for name in ("teacher", "languages"):
             if not getattr(self, name):
                 raise ValueError(f"--{name} is required")
         if self.source_language in self.languages:
@@ -101,13 +82,6 @@ def freeze_all_but_text(encoder: TextEncoder) -> None:
         return
     for name, parameter in encoder.model.named_parameters():
         parameter.requires_grad_(name.startswith(("text_model.", "text_projection.")))
-
-
-def load_parallel(args: DistillTextArguments, split: str) -> dict[str, list[str]]:
-    languages = [args.source_language, *args.languages]
-    if args.parallel_data.endswith(".jsonl"):
-        return load_parallel_manifest(args.parallel_data, languages)
-    return load_parallel_files(parallel_files_in(args.parallel_data, split, languages))
 
 
 def teacher_embeddings(args, accelerator, teacher: TextEncoder, tokenizer, texts: list[str], fingerprint: str):
@@ -132,22 +106,14 @@ def main(argv: list[str] | None = None) -> dict:
     student, student_tokenizer = load_text_model(args.student or args.teacher, args.student_pooling)
     freeze_all_but_text(student)
 
-    train = load_parallel(args, args.train_split)
-    if args.max_train_pairs:
-        train = {lang: texts[: args.max_train_pairs] for lang, texts in train.items()}
+    languages = [args.source_language, *args.languages]
+    train = args.load_parallel(args.train_split, languages)
     targets = teacher_embeddings(args, accelerator, teacher, teacher_tokenizer, train[args.source_language], fingerprint)
     student_languages = args.languages + ([args.source_language] if args.include_source else [])
     texts = [text for lang in student_languages for text in train[lang]]
-    settings = DistillationSettings(
-        batch_size=args.batch_size, epochs=args.epochs, learning_rate=args.learning_rate,
-        weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, mse_weight=args.mse_weight,
-        contrastive_weight=args.contrastive_weight, temperature=args.temperature, seed=args.seed,
-        log_every_steps=args.log_every_steps, checkpoint_every_steps=args.checkpoint_every_steps,
-        resume_from_checkpoint=args.resume_from_checkpoint, stop_after_steps=args.stop_after_steps,
-    )
     start = time.perf_counter()
     outcome = train_toward_targets(accelerator, student, texts, targets.repeat(len(student_languages), 1),
-                                   make_tokenize(student_tokenizer, args.max_text_length), settings, args.output_dir)
+                                   make_tokenize(student_tokenizer, args.max_text_length), args, args.output_dir)
     metrics = {"train_pairs": len(texts), "train_time_s": round(time.perf_counter() - start, 1),
                "finished": outcome.finished}
     if not outcome.finished:
@@ -156,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
         return metrics
 
     if args.eval_split:
-        evaluation = load_parallel(args, args.eval_split)
+        evaluation = args.load_parallel(args.eval_split, languages)
         eval_targets = teacher_embeddings(args, accelerator, teacher, teacher_tokenizer,
                                           evaluation[args.source_language], fingerprint)
     accelerator.wait_for_everyone()

@@ -2,8 +2,11 @@
 
 from .configuration_dual_encoder import DualEncoderConfig
 from .dual_encoder import DualEncoderModel
+from .embedding_transfer import transfer_embeddings
+from .language_adapters import LanguageAdapters
 from .outputs import DualEncoderOutput
 from .pooling import POOLING_STRATEGIES, pool_tower_output
+from .text_encoder import TextEncoder
 from .towers import build_tower, load_tower
 
 __all__ = [
@@ -11,7 +14,10 @@ __all__ = [
     "DualEncoderConfig",
     "DualEncoderModel",
     "DualEncoderOutput",
+    "LanguageAdapters",
+    "TextEncoder",
     "build_tower",
     "load_tower",
     "pool_tower_output",
+    "transfer_embeddings",
 ]

@@ -127,6 +127,39 @@ class DistillationSettings:
 
 
 @dataclass
+class TextDistillationArguments(DistillationSettings):
+    """What the teacher-learning recipes share: the settings above plus data, cache and device."""
+
+    output_dir: str = "outputs/distill"
+    # A folder of line-aligned `{split}.{lang}` files (Multi30K style) or a JSON-lines file of {lang: text} rows.
+    parallel_data: str = ""
+    train_split: str = "train"
+    eval_split: str | None = "val"
+    max_train_pairs: int | None = None
+    max_text_length: int = 64
+    eval_batch_size: int = 256
+    # Where target embeddings are cached, keyed by model fingerprint + texts (shared between runs).
+    cache_dir: str = str(Path.home() / ".cache" / "mmml" / "embeddings")
+    cpu: bool | None = None  # None: the CPU when torch sees no accelerator
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.parallel_data:
+            raise ValueError("--parallel_data is required (a folder of {split}.{lang} files or a .jsonl file)")
+
+    def load_parallel(self, split: str, languages: list[str]) -> dict[str, list[str]]:
+        """`{language: sentences}` of `split` (a JSON-lines `parallel_data` has no splits)."""
+        from ..data.parallel import load_parallel_files, load_parallel_manifest, parallel_files_in
+
+        if self.parallel_data.endswith(".jsonl"):
+            return load_parallel_manifest(self.parallel_data, languages)
+        texts = load_parallel_files(parallel_files_in(self.parallel_data, split, languages))
+        if self.max_train_pairs and split == self.train_split:
+            texts = {lang: lines[: self.max_train_pairs] for lang, lines in texts.items()}
+        return texts
+
+
+@dataclass
 class DistillationResult:
     history: list[dict]
     finished: bool  # False when stopped early by `stop_after_steps` (a checkpoint holds the state)
