@@ -2,6 +2,7 @@
 
 from .configuration_dual_encoder import DualEncoderConfig
 from .dual_encoder import DualEncoderModel
+from .hashing import HashHead, binarize, hash_scale_schedule, pack_codes, unpack_codes
 from .outputs import DualEncoderOutput
 from .pooling import POOLING_STRATEGIES, pool_tower_output
 from .towers import build_tower, load_tower
@@ -11,6 +12,11 @@ __all__ = [
     "DualEncoderConfig",
     "DualEncoderModel",
     "DualEncoderOutput",
+    "HashHead",
+    "binarize",
+    "hash_scale_schedule",
+    "pack_codes",
+    "unpack_codes",
     "build_tower",
     "load_tower",
     "pool_tower_output",
