@@ -43,6 +43,7 @@ def test_head_relaxes_in_training_and_signs_in_eval():
 
 def test_annealed_scale_approaches_sign():
     head = HashHead(8, 32).train()
+    torch.nn.init.normal_(head.weight, std=1.0)
     x = torch.randn(20, 8)
     gaps = []
     for step in (0, 1000, 100000):
