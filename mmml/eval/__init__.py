@@ -1,6 +1,18 @@
-"""Retrieval evaluation: metrics with a pessimistic tie rule, chunked ranking, model evaluator."""
+"""Retrieval evaluation: metrics with a pessimistic tie rule, chunked ranking, model evaluator, hashing mAP."""
 
 from mmml.eval.evaluator import RetrievalEvaluator
+from mmml.eval.hashing import (
+    TIE_RULES,
+    dense_map,
+    hamming_distances,
+    hashing_metrics,
+    mean_average_precision,
+    precision_at_radius,
+    precision_recall_curve,
+    relevance_from_labels,
+    relevance_from_pairs,
+    save_precision_recall_curve,
+)
 from mmml.eval.retrieval import (
     DEFAULT_CHUNK_SIZE,
     RETRIEVAL_METRIC_KEYS,
@@ -13,6 +25,16 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "RETRIEVAL_METRIC_KEYS",
     "RetrievalEvaluator",
+    "TIE_RULES",
+    "dense_map",
+    "hamming_distances",
+    "hashing_metrics",
+    "mean_average_precision",
+    "precision_at_radius",
+    "precision_recall_curve",
+    "relevance_from_labels",
+    "relevance_from_pairs",
+    "save_precision_recall_curve",
     "metrics_from_ranks",
     "retrieval_metrics",
     "retrieval_metrics_from_embeddings",
