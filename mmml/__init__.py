@@ -4,10 +4,19 @@ Importing mmml registers every mmml config, model and processor with transformer
 """
 
 from ._registry import register_auto_classes
+from .models.cmh import CrossModalHashingConfig, CrossModalHashingModel, CrossModalHashingProcessor
 from .models.mclip import MCLIPConfig, MCLIPModel, MCLIPProcessor
 
 __version__ = "0.1.0"
 
 register_auto_classes()
 
-__all__ = ["MCLIPConfig", "MCLIPModel", "MCLIPProcessor", "__version__"]
+__all__ = [
+    "CrossModalHashingConfig",
+    "CrossModalHashingModel",
+    "CrossModalHashingProcessor",
+    "MCLIPConfig",
+    "MCLIPModel",
+    "MCLIPProcessor",
+    "__version__",
+]

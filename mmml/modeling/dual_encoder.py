@@ -65,7 +65,11 @@ class DualEncoderModel(RemoteCodeMixin, CheckedLoadingMixin, PreTrainedModel):
             self.hashing_loss = HashingLoss(
                 config.hash_similarity_weight, config.hash_quantization_weight, config.hash_balance_weight
             )
+        self.build_extra_modules()
         self.post_init()
+
+    def build_extra_modules(self) -> None:
+        """Hook for families: create further modules here so that `post_init` initialises them too."""
 
     def projection_input_sizes(self) -> tuple[int, int]:
         """Widths of the (vision, text) features that the projections read; families with fusion override it."""
@@ -199,6 +203,16 @@ class DualEncoderModel(RemoteCodeMixin, CheckedLoadingMixin, PreTrainedModel):
             position_ids=position_ids,
             **kwargs,
         )
+        return self.output_from_features(vision_outputs, text_outputs, return_loss, labels)
+
+    def output_from_features(
+        self,
+        vision_outputs: BaseModelOutputWithPooling,
+        text_outputs: BaseModelOutputWithPooling,
+        return_loss: bool = False,
+        labels: torch.Tensor | None = None,
+    ) -> DualEncoderOutput:
+        """Scores, hash codes and (optionally) the loss from the two `get_*_features` outputs."""
         image_embeds = F.normalize(vision_outputs.pooler_output, dim=-1)
         text_embeds = F.normalize(text_outputs.pooler_output, dim=-1)
         logit_scale = self.scaled_logit_scale()
