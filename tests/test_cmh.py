@@ -131,6 +131,9 @@ def test_cmhr_drn_reloads_model_and_tfidf_processor_in_a_fresh_process(tmp_path,
     processor.save_pretrained(tmp_path / "ckpt")
     inputs = processor(text=["a red circle", "a blue square"], images=[_image(1), _image(2)], return_tensors="pt")
     assert set(inputs) == {"pixel_values", "text_features"}
+    queries = ["a red circle", "a blue square", "nothing known here", "ein roter Kreis " * 30]
+    torch.testing.assert_close(processor.text_features(queries),
+                               processor.tfidf.transform(processor.text_tokens(queries)))
     with torch.no_grad():
         out = model(**inputs)
     save_file({"image_hash": out.image_hash, "text_hash": out.text_hash}, str(tmp_path / "expected.safetensors"))

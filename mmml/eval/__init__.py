@@ -1,6 +1,7 @@
 """Retrieval evaluation: metrics with a pessimistic tie rule, chunked ranking, model evaluator, hashing mAP."""
 
 from mmml.eval.evaluator import RetrievalEvaluator
+from mmml.eval.hashing_evaluator import HashingEvaluator
 from mmml.eval.hashing import (
     TIE_RULES,
     dense_map,
@@ -24,6 +25,7 @@ from mmml.eval.retrieval import (
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "RETRIEVAL_METRIC_KEYS",
+    "HashingEvaluator",
     "RetrievalEvaluator",
     "TIE_RULES",
     "dense_map",

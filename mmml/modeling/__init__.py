@@ -2,6 +2,7 @@
 
 from .configuration_dual_encoder import DualEncoderConfig
 from .dual_encoder import DualEncoderModel
+from .encoding import EncodedItems, encode_images, encode_texts
 from .hashing import HashHead, binarize, hash_scale_schedule, pack_codes, unpack_codes
 from .outputs import DualEncoderOutput
 from .pooling import POOLING_STRATEGIES, pool_tower_output
@@ -12,12 +13,15 @@ __all__ = [
     "DualEncoderConfig",
     "DualEncoderModel",
     "DualEncoderOutput",
+    "EncodedItems",
     "HashHead",
     "binarize",
     "hash_scale_schedule",
     "pack_codes",
     "unpack_codes",
     "build_tower",
+    "encode_images",
+    "encode_texts",
     "load_tower",
     "pool_tower_output",
 ]

@@ -58,16 +58,27 @@ class TfidfFeaturizer:
 
     def transform(self, token_lists: Sequence[Sequence[str]]) -> torch.Tensor:
         """`[n, vocab_size]` float32 TF-IDF rows (L2-normalised; all-zero for a text with no known token)."""
+        self._require_fitted()
+        counts = torch.zeros(len(token_lists), self.vocab_size)
+        for row, tokens in enumerate(token_lists):
+            known = Counter(t for t in tokens if t in self.vocabulary)
+            if known:
+                columns = torch.tensor([self.vocabulary[t] for t in known])
+                counts[row, columns] = torch.tensor(list(known.values()), dtype=torch.float32)
+        return self.weight_counts(counts)
+
+    def weight_counts(self, counts: torch.Tensor) -> torch.Tensor:
+        """TF-IDF rows from `[n, vocab_size]` term counts: counts * idf, L2-normalised."""
+        self._require_fitted()
+        return torch.nn.functional.normalize(counts.float() * torch.tensor(self.idf), dim=1)
+
+    def columns_of(self, tokens: Sequence[str]) -> list[int]:
+        """The column of each token, -1 for tokens outside the vocabulary."""
+        return [self.vocabulary.get(token, -1) for token in tokens]
+
+    def _require_fitted(self) -> None:
         if not self.vocabulary:
             raise ValueError("this TfidfFeaturizer is not fitted: call TfidfFeaturizer.fit(corpus_tokens)")
-        rows = torch.zeros(len(token_lists), self.vocab_size)
-        idf = torch.tensor(self.idf)
-        for row, tokens in enumerate(token_lists):
-            counts = Counter(t for t in tokens if t in self.vocabulary)
-            if counts:
-                columns = torch.tensor([self.vocabulary[t] for t in counts])
-                rows[row, columns] = torch.tensor(list(counts.values()), dtype=torch.float32) * idf[columns]
-        return torch.nn.functional.normalize(rows, dim=1)
 
     def to_dict(self) -> dict[str, Any]:
         return {"vocabulary": self.vocabulary, "idf": self.idf}

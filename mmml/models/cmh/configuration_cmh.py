@@ -17,8 +17,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "vision_config": {"model_type": "vit"},
         "text_config": {"model_type": "bert"},
         "token_fusion_config": None,
-        "vision_pooling": "cls",
-        "text_pooling": "cls",
+        # Mean over patches / tokens: a freshly initialised ViT's CLS state barely differs between
+        # images, and the hashing loss then settles on one code per modality.
+        "vision_pooling": "mean",
+        "text_pooling": "mean",
     },
     # Token-level image and text features, refined and fused by a transformer encoder into one
     # fine-grained global feature per item, then hashed. Trained on image-text matching pairs.
@@ -26,8 +28,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "vision_config": {"model_type": "vit"},
         "text_config": {"model_type": "bert"},
         "token_fusion_config": {"model_type": "bert", "num_hidden_layers": 2, "vocab_size": 2},
-        "vision_pooling": "cls",
-        "text_pooling": "cls",
+        "vision_pooling": "mean",  # unused: the fusion encoder makes the global feature
+        "text_pooling": "mean",
     },
     # ResNet image features and TF-IDF text features through fully connected layers into Hamming space.
     "cmhr-drn": {
@@ -67,6 +69,10 @@ class CrossModalHashingConfig(DualEncoderConfig):
 
     token_fusion_config: PreTrainedConfig | dict | None = None
     hash_bits: int | None = 64
+    # A strong bit-balance term and a light quantization term: with the DualEncoderConfig defaults
+    # (0.1 / 0.01) tiny towers trained from scratch collapse to one code per modality on the scenes.
+    hash_quantization_weight: float = 0.01
+    hash_balance_weight: float = 1.0
     contrastive_weight: float = 0.0
     preset: str | None = None
 
