@@ -25,15 +25,17 @@ class FaissIndex:
     encoded the items, their modality, ...).
     """
 
-    KINDS: ClassVar[tuple[str, ...]] = ()
+    # kind -> default options; the first kind is the exact one.
+    DEFAULT_OPTIONS: ClassVar[dict[str, dict[str, Any]]] = {}
     EXACT_KIND: ClassVar[str] = "flat"
     width_name: ClassVar[str] = "width"
+    item_name: ClassVar[str] = "items"
 
     def __init__(self, width: int, kind: str = "flat", metadata: dict[str, Any] | None = None, **options: Any):
         if isinstance(width, bool) or not isinstance(width, int) or width <= 0:
             raise ValueError(f"{self.width_name} must be a positive int, got {width!r}")
-        if kind not in self.KINDS:
-            raise ValueError(f"kind must be one of {self.KINDS}, got {kind!r}")
+        if kind not in self.DEFAULT_OPTIONS:
+            raise ValueError(f"kind must be one of {tuple(self.DEFAULT_OPTIONS)}, got {kind!r}")
         self.width = width
         self.kind = kind
         self.options = self._check_options(dict(options))
@@ -44,7 +46,12 @@ class FaissIndex:
 
     # --- hooks for subclasses -------------------------------------------------------------
     def _check_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
+        """The kind's default options updated with `options`; unknown names raise."""
+        defaults = self.DEFAULT_OPTIONS[self.kind]
+        unknown = sorted(set(options) - set(defaults))
+        if unknown:
+            raise ValueError(f"unknown options {unknown} for kind={self.kind!r}; valid: {sorted(defaults)}")
+        return {**defaults, **options}
 
     def _new_faiss_index(self):
         raise NotImplementedError
@@ -57,7 +64,14 @@ class FaissIndex:
         raise NotImplementedError
 
     def _train_if_needed(self, rows: np.ndarray) -> None:
-        raise NotImplementedError
+        """IVF kinds are trained on their first `add`, which must hold at least `nlist` rows."""
+        if self.kind == "ivf" and not self._index.is_trained:
+            if rows.shape[0] < self.options["nlist"]:
+                raise ValueError(
+                    f"an ivf index is trained on its first add, which needs at least nlist={self.options['nlist']} "
+                    f"{self.item_name}; got {rows.shape[0]}. Add more {self.item_name} at once or lower nlist"
+                )
+            self._index.train(rows)
 
     def _missing_distance(self):
         raise NotImplementedError
@@ -174,6 +188,10 @@ class FaissIndex:
 
     def _after_load(self) -> None:
         """Re-apply search-time options that faiss does not serialise."""
+        if self.kind == "ivf":
+            self._index.nprobe = self.options["nprobe"]
+        elif self.kind == "hnsw":
+            self._index.hnsw.efSearch = self.options["ef_search"]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.width_name}={self.width}, kind={self.kind!r}, items={len(self)})"

@@ -31,7 +31,8 @@ class BinaryIndex(FaissIndex):
     (-1 where fewer than k items were found) and int64 ids.
     """
 
-    KINDS = tuple(_DEFAULTS)
+    DEFAULT_OPTIONS = _DEFAULTS
+    item_name = "codes"
     width_name = "bits"
 
     def __init__(self, bits: int, kind: str = "flat", metadata: dict[str, Any] | None = None, **options: Any):
@@ -44,11 +45,7 @@ class BinaryIndex(FaissIndex):
         return self.width
 
     def _check_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        defaults = _DEFAULTS[self.kind]
-        unknown = sorted(set(options) - set(defaults))
-        if unknown:
-            raise ValueError(f"unknown options {unknown} for kind={self.kind!r}; valid: {sorted(defaults)}")
-        merged = {**defaults, **options}
+        merged = super()._check_options(options)
         if self.kind == "mih":
             if merged["nhash"] is None:
                 merged["nhash"] = max(1, self.bits // 16)
@@ -76,12 +73,9 @@ class BinaryIndex(FaissIndex):
         return index
 
     def _after_load(self) -> None:
+        super()._after_load()
         if self.kind == "mih":
             self._index.nflip = self.options["nflip"]
-        elif self.kind == "ivf":
-            self._index.nprobe = self.options["nprobe"]
-        elif self.kind == "hnsw":
-            self._index.hnsw.efSearch = self.options["ef_search"]
 
     def _empty_rows(self) -> np.ndarray:
         return np.empty((0, self.bits // 8), dtype=np.uint8)
@@ -104,15 +98,6 @@ class BinaryIndex(FaissIndex):
             f"{what} have {columns} columns ({array.dtype}), but this index holds {self.bits}-bit codes"
             f"{self._describe_source()}: pass packed uint8 [n, {self.bits // 8}] or unpacked [n, {self.bits}] codes"
         )
-
-    def _train_if_needed(self, rows: np.ndarray) -> None:
-        if self.kind == "ivf" and not self._index.is_trained:
-            if rows.shape[0] < self.options["nlist"]:
-                raise ValueError(
-                    f"an ivf index is trained on its first add, which needs at least nlist={self.options['nlist']} "
-                    f"codes; got {rows.shape[0]}. Add more codes at once or lower nlist"
-                )
-            self._index.train(rows)
 
     def _missing_distance(self):
         return np.int32(-1)

@@ -26,7 +26,8 @@ class DenseIndex(FaissIndex):
     scores / distances (NaN where fewer than k items were found) and int64 ids.
     """
 
-    KINDS = tuple(_DEFAULTS)
+    DEFAULT_OPTIONS = _DEFAULTS
+    item_name = "vectors"
     width_name = "dim"
 
     @property
@@ -34,11 +35,7 @@ class DenseIndex(FaissIndex):
         return self.width
 
     def _check_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        defaults = _DEFAULTS[self.kind]
-        unknown = sorted(set(options) - set(defaults))
-        if unknown:
-            raise ValueError(f"unknown options {unknown} for kind={self.kind!r}; valid: {sorted(defaults)}")
-        merged = {**defaults, **options}
+        merged = super()._check_options(options)
         if merged["metric"] not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}, got {merged['metric']!r}")
         return merged
@@ -59,12 +56,6 @@ class DenseIndex(FaissIndex):
         index.hnsw.efSearch = o["ef_search"]
         return index
 
-    def _after_load(self) -> None:
-        if self.kind == "ivf":
-            self._index.nprobe = self.options["nprobe"]
-        elif self.kind == "hnsw":
-            self._index.hnsw.efSearch = self.options["ef_search"]
-
     def _empty_rows(self) -> np.ndarray:
         return np.empty((0, self.dim), dtype=np.float32)
 
@@ -83,15 +74,6 @@ class DenseIndex(FaissIndex):
         if not np.isfinite(array).all():
             raise ValueError(f"{what} contain NaN or infinite values")
         return array
-
-    def _train_if_needed(self, rows: np.ndarray) -> None:
-        if self.kind == "ivf" and not self._index.is_trained:
-            if rows.shape[0] < self.options["nlist"]:
-                raise ValueError(
-                    f"an ivf index is trained on its first add, which needs at least nlist={self.options['nlist']} "
-                    f"vectors; got {rows.shape[0]}. Add more vectors at once or lower nlist"
-                )
-            self._index.train(rows)
 
     def _missing_distance(self):
         return np.float32("nan")

@@ -88,6 +88,22 @@ class DualEncoderModel(RemoteCodeMixin, CheckedLoadingMixin, PreTrainedModel):
         else:
             super()._init_weights(module)
 
+    def run_text_tower(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        **kwargs,
+    ):
+        """The text backbone's own output (token states, before pooling and projection)."""
+        tower_inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            tower_inputs["token_type_ids"] = token_type_ids
+        if position_ids is not None:
+            tower_inputs["position_ids"] = position_ids
+        return self.text_model(**tower_inputs, return_dict=True, **kwargs)
+
     def get_text_features(
         self,
         input_ids: torch.Tensor,
@@ -97,12 +113,7 @@ class DualEncoderModel(RemoteCodeMixin, CheckedLoadingMixin, PreTrainedModel):
         **kwargs,
     ) -> BaseModelOutputWithPooling:
         """Text tower output whose `pooler_output` is the projected (not normalised) text embedding."""
-        tower_inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if token_type_ids is not None:
-            tower_inputs["token_type_ids"] = token_type_ids
-        if position_ids is not None:
-            tower_inputs["position_ids"] = position_ids
-        outputs = self.text_model(**tower_inputs, return_dict=True, **kwargs)
+        outputs = self.run_text_tower(input_ids, attention_mask, token_type_ids, position_ids, **kwargs)
         pooled = pool_tower_output(outputs, self.config.text_pooling, attention_mask)
         return BaseModelOutputWithPooling(
             last_hidden_state=outputs.last_hidden_state,

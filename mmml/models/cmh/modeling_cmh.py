@@ -136,12 +136,7 @@ class CrossModalHashingModel(DualEncoderModel):
             raise ValueError("input_ids are required for this model's text tower")
         if self.fusion is None:
             return super().get_text_features(input_ids, attention_mask, token_type_ids, position_ids, **kwargs)
-        tower_inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if token_type_ids is not None:
-            tower_inputs["token_type_ids"] = token_type_ids
-        if position_ids is not None:
-            tower_inputs["position_ids"] = position_ids
-        outputs = self.text_model(**tower_inputs, return_dict=True, **kwargs)
+        outputs = self.run_text_tower(input_ids, attention_mask, token_type_ids, position_ids, **kwargs)
         fused = self._fuse(self.text_token_refiner(outputs.last_hidden_state), attention_mask, TEXT_TOKEN_TYPE)
         return BaseModelOutputWithPooling(
             last_hidden_state=outputs.last_hidden_state,
