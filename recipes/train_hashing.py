@@ -97,6 +97,10 @@ class HashingArguments:
     weight_decay: float = 0.0
     warmup_steps: int = 20
     max_steps: int = 300
+    # Auxiliary CLIP loss on the projected embeddings (CrossModalHashingConfig.contrastive_weight; the
+    # papers use the hashing loss alone). Tiny towers from scratch learn the scenes far faster with it:
+    # vit2cmh, 32 bits, 300 steps: hash mAP I->T 0.080 without it (chance 0.096), 0.147 with it.
+    contrastive_weight: float = 1.0
     # tanh(scale * x) relaxation: scale = hash_scale * (1 + hash_scale_growth * step) ** 0.5.
     hash_scale_growth: float = 0.01
     stop_after_steps: int | None = None
@@ -206,6 +210,7 @@ def build_model(args: HashingArguments, processor) -> mmml.CrossModalHashingMode
     vision_config = overrides.setdefault("vision_config", {})
     if args.preset != "cmhr-drn":
         vision_config.setdefault("image_size", args.image_size)
+    overrides.setdefault("contrastive_weight", args.contrastive_weight)
     config = mmml.CrossModalHashingConfig.from_preset(args.preset, hash_bits=args.hash_bits, **overrides)
     return mmml.CrossModalHashingModel(config)
 
