@@ -55,8 +55,8 @@ class HashHead(nn.Module):
         super().__init__()
         self.in_features = in_features
         self.hash_bits = hash_bits
-        # Parameters of the head itself (no child nn.Linear), so the owning model's `_init_weights`
-        # initialises them: transformers initialises children first and then skips their tensors.
+        # Parameters of the head itself (no child nn.Linear): with a child Linear the owning model's
+        # small init of the head did not take effect (the generic std-1.0 init saturated tanh).
         self.weight = nn.Parameter(torch.empty(hash_bits, in_features))
         self.bias = nn.Parameter(torch.zeros(hash_bits))
         nn.init.normal_(self.weight, std=0.02)
