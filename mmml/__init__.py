@@ -4,6 +4,7 @@ Importing mmml registers every mmml config, model and processor with transformer
 """
 
 from ._registry import register_auto_classes
+from .models.cmh import CrossModalHashingConfig, CrossModalHashingModel, CrossModalHashingProcessor
 from .models.mclip import MCLIPConfig, MCLIPModel, MCLIPProcessor
 from .models.mla import MLAConfig, MLAModel, MLAProcessor
 
@@ -11,4 +12,15 @@ __version__ = "0.1.0"
 
 register_auto_classes()
 
-__all__ = ["MCLIPConfig", "MCLIPModel", "MCLIPProcessor", "MLAConfig", "MLAModel", "MLAProcessor", "__version__"]
+__all__ = [
+    "CrossModalHashingConfig",
+    "CrossModalHashingModel",
+    "CrossModalHashingProcessor",
+    "MCLIPConfig",
+    "MCLIPModel",
+    "MCLIPProcessor",
+    "MLAConfig",
+    "MLAModel",
+    "MLAProcessor",
+    "__version__",
+]

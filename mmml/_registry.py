@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from transformers import AutoConfig, AutoModel, AutoProcessor
 
+from .modeling.tfidf_tower import TfidfEncoderConfig, TfidfEncoderModel
+from .models.cmh import CrossModalHashingConfig, CrossModalHashingModel, CrossModalHashingProcessor
 from .models.mclip import MCLIPConfig, MCLIPModel, MCLIPProcessor
 from .models.mla import MLAConfig, MLAModel, MLAProcessor
 
@@ -11,6 +13,11 @@ from .models.mla import MLAConfig, MLAModel, MLAProcessor
 AUTO_REGISTRY = [
     (MCLIPConfig, MCLIPModel, MCLIPProcessor),
     (MLAConfig, MLAModel, MLAProcessor),
+    (CrossModalHashingConfig, CrossModalHashingModel, CrossModalHashingProcessor),
+]
+# (config, model) of towers that families build from sub-configs; they have no processor of their own.
+TOWER_REGISTRY = [
+    (TfidfEncoderConfig, TfidfEncoderModel),
 ]
 
 
@@ -20,3 +27,6 @@ def register_auto_classes() -> None:
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
         AutoModel.register(config_class, model_class, exist_ok=True)
         AutoProcessor.register(config_class, processor_class, exist_ok=True)
+    for config_class, model_class in TOWER_REGISTRY:
+        AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
+        AutoModel.register(config_class, model_class, exist_ok=True)

@@ -3,5 +3,24 @@
 from mmml.losses.contrastive import ContrastiveLoss
 from mmml.losses.distillation import DistillationLoss, ParallelDistillationLoss
 from mmml.losses.distributed import gather_features
+from mmml.losses.hashing import (
+    HashingLoss,
+    bit_balance_loss,
+    quantization_loss,
+    similarity_from_labels,
+    similarity_from_pairs,
+    similarity_loss,
+)
 
-__all__ = ["ContrastiveLoss", "DistillationLoss", "ParallelDistillationLoss", "gather_features"]
+__all__ = [
+    "ContrastiveLoss",
+    "DistillationLoss",
+    "HashingLoss",
+    "ParallelDistillationLoss",
+    "bit_balance_loss",
+    "gather_features",
+    "quantization_loss",
+    "similarity_from_labels",
+    "similarity_from_pairs",
+    "similarity_loss",
+]

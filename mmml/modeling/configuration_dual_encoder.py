@@ -8,6 +8,7 @@ from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 from .pooling import POOLING_STRATEGIES
+from .towers import tower_hidden_size
 
 
 class DualEncoderConfig(PreTrainedConfig):
@@ -22,6 +23,11 @@ class DualEncoderConfig(PreTrainedConfig):
         logit_scale_init_value: initial log of the contrastive temperature scale (CLIP: ln(1/0.07)).
         logit_scale_max: upper bound of the exponentiated scale (CLIP: 100).
         initializer_factor: multiplies the init std of the projections.
+        hash_bits: when set (a multiple of 8, e.g. 16, 32, 64, 128), each tower also gets a hash head
+            (`mmml.modeling.HashHead`) and the output has `image_hash` / `text_hash` codes.
+        hash_scale: initial scale of the tanh relaxation, tanh(hash_scale * logits); recipes anneal it up.
+        hash_similarity_weight / hash_quantization_weight / hash_balance_weight: weights of the
+            terms of `mmml.losses.HashingLoss`, added to the loss when the model has hash heads.
     """
 
     sub_configs_defaults = {
@@ -37,6 +43,11 @@ class DualEncoderConfig(PreTrainedConfig):
     logit_scale_init_value: float = 2.6592
     logit_scale_max: float = 100.0
     initializer_factor: float = 1.0
+    hash_bits: int | None = None
+    hash_scale: float = 1.0
+    hash_similarity_weight: float = 1.0
+    hash_quantization_weight: float = 0.1
+    hash_balance_weight: float = 0.01
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -56,8 +67,20 @@ class DualEncoderConfig(PreTrainedConfig):
         if not self.initializer_factor > 0:
             raise ValueError(f"initializer_factor must be > 0, got {self.initializer_factor!r}")
         for field in ("text_config", "vision_config"):
-            if not hasattr(getattr(self, field), "hidden_size"):
+            if tower_hidden_size(getattr(self, field)) is None:
                 raise ValueError(
-                    f"{field} ({type(getattr(self, field)).__name__}) has no `hidden_size`; "
-                    "use a transformers encoder config such as BERT, XLM-R, ViT or CLIP vision/text"
+                    f"{field} ({type(getattr(self, field)).__name__}) has no `hidden_size` (nor `hidden_sizes`); "
+                    "use a transformers encoder config such as BERT, XLM-R, ViT, ResNet or CLIP vision/text"
                 )
+        self.validate_hash_fields()
+
+    def validate_hash_fields(self) -> None:
+        """Raise `ValueError` for a `hash_bits` that cannot be packed into bytes or a bad loss weight."""
+        bits = self.hash_bits
+        if bits is not None and (isinstance(bits, bool) or not isinstance(bits, int) or bits <= 0 or bits % 8):
+            raise ValueError(f"hash_bits must be None or a positive multiple of 8 (16, 32, 64, 128, ...), got {bits!r}")
+        if not self.hash_scale > 0:
+            raise ValueError(f"hash_scale must be > 0, got {self.hash_scale!r}")
+        for field in ("hash_similarity_weight", "hash_quantization_weight", "hash_balance_weight"):
+            if not getattr(self, field) >= 0:
+                raise ValueError(f"{field} must be >= 0, got {getattr(self, field)!r}")

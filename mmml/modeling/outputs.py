@@ -22,6 +22,9 @@ class DualEncoderOutput(ModelOutput):
         image_embeds: L2-normalised projected image embeddings.
         text_model_output: the text tower's output.
         vision_model_output: the vision tower's output.
+        image_hash: `[num_images, hash_bits]` codes when the model has hash heads (`hash_bits`), else None:
+            tanh-relaxed in training mode, {-1, +1} in eval mode.
+        text_hash: the same for the texts.
     """
 
     loss: torch.Tensor | None = None
@@ -31,6 +34,8 @@ class DualEncoderOutput(ModelOutput):
     image_embeds: torch.Tensor | None = None
     text_model_output: BaseModelOutputWithPooling | None = None
     vision_model_output: BaseModelOutputWithPooling | None = None
+    image_hash: torch.Tensor | None = None
+    text_hash: torch.Tensor | None = None
 
     def to_tuple(self) -> tuple[Any, ...]:
         return tuple(v.to_tuple() if isinstance(v, ModelOutput) else v for v in self.values())

@@ -18,6 +18,9 @@ def pool_tower_output(
     - `cls`: the first token of `last_hidden_state`.
     - `mean`: the mean of `last_hidden_state` over non-padding positions (all positions when
       `attention_mask` is None, e.g. image patches).
+
+    Convolutional backbones (ResNet) return `[batch, channels, height, width]` maps: their
+    `pooler_output` (`[batch, channels, 1, 1]`) is flattened and their maps become tokens first.
     """
     if strategy == "pooler":
         pooled = getattr(outputs, "pooler_output", None)
@@ -26,8 +29,8 @@ def pool_tower_output(
                 f"pooling='pooler' needs a backbone that returns `pooler_output`, but "
                 f"{type(outputs).__name__} has none; use one of {POOLING_STRATEGIES[1:]}"
             )
-        return pooled
-    hidden = outputs.last_hidden_state
+        return pooled.flatten(1) if pooled.ndim > 2 else pooled
+    hidden = token_states(outputs)
     if strategy == "cls":
         return hidden[:, 0]
     if strategy == "mean":
@@ -36,3 +39,11 @@ def pool_tower_output(
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
     raise ValueError(f"unknown pooling strategy {strategy!r}; valid: {POOLING_STRATEGIES}")
+
+
+def token_states(outputs) -> torch.Tensor:
+    """`[batch, tokens, hidden]` states of a backbone; a conv feature map's positions become tokens."""
+    hidden = outputs.last_hidden_state
+    if hidden.ndim == 4:
+        return hidden.flatten(2).transpose(1, 2)
+    return hidden

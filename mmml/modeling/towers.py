@@ -14,6 +14,14 @@ logger = logging.getLogger(__name__)
 _COMPOSITE_TOWER_KEYS = {"vision": "vision_config", "text": "text_config"}
 
 
+def tower_hidden_size(config: PreTrainedConfig) -> int | None:
+    """Width of a backbone's output features: `hidden_size`, or the last of `hidden_sizes` (ResNet)."""
+    if getattr(config, "hidden_size", None) is not None:
+        return config.hidden_size
+    sizes = getattr(config, "hidden_sizes", None)
+    return sizes[-1] if sizes else None
+
+
 def _accepts(model_class: type, argument: str) -> bool:
     return argument in inspect.signature(model_class.__init__).parameters
 
