@@ -5,9 +5,19 @@ Importing mmml registers every mmml config, model and processor with transformer
 
 from ._registry import register_auto_classes
 from .models.mclip import MCLIPConfig, MCLIPModel, MCLIPProcessor
+from .models.vse import VSEConfig, VSEModel, VSEOutput, VSEProcessor
 
 __version__ = "0.1.0"
 
 register_auto_classes()
 
-__all__ = ["MCLIPConfig", "MCLIPModel", "MCLIPProcessor", "__version__"]
+__all__ = [
+    "MCLIPConfig",
+    "MCLIPModel",
+    "MCLIPProcessor",
+    "VSEConfig",
+    "VSEModel",
+    "VSEOutput",
+    "VSEProcessor",
+    "__version__",
+]

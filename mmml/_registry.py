@@ -5,10 +5,12 @@ from __future__ import annotations
 from transformers import AutoConfig, AutoModel, AutoProcessor
 
 from .models.mclip import MCLIPConfig, MCLIPModel, MCLIPProcessor
+from .models.vse import VSEConfig, VSEModel, VSEProcessor
 
 # (config, model, processor) per model type.
 AUTO_REGISTRY = [
     (MCLIPConfig, MCLIPModel, MCLIPProcessor),
+    (VSEConfig, VSEModel, VSEProcessor),
 ]
 
 
