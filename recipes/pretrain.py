@@ -110,6 +110,8 @@ class PretrainArguments:
     rcar_contrastive_weight: float = 1.0
     rcar_triplet_weight: float = 1.0
     rcar_margin: float = 0.2
+    # The split is used only when the mixture's components are this well separated (Ashman's D).
+    rcar_min_separation: float = 1.2
 
     def __post_init__(self):
         if self.max_steps <= 0:
@@ -243,7 +245,8 @@ class RobustTraining:
     """RCAR around any mmml dual encoder: per-sample losses -> clean probabilities -> refurbished loss."""
 
     def __init__(self, args: PretrainArguments, num_samples: int, noise_mask, output_dir: str | Path):
-        self.tracker = NoisyCorrespondenceTracker(num_samples, args.rcar_warmup_epochs, noise_mask)
+        self.tracker = NoisyCorrespondenceTracker(num_samples, args.rcar_warmup_epochs, noise_mask,
+                                                  args.rcar_min_separation)
         self.loss_fn = RobustMatchingLoss(args.rcar_contrastive_weight, args.rcar_triplet_weight, args.rcar_margin)
         self.log_path = Path(output_dir) / "rcar.jsonl"
         self.history: list[dict] = []

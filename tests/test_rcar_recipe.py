@@ -12,7 +12,7 @@ from transformers import AutoModel
 
 import mmml
 
-RCAR = {"robust": "rcar", "noise_rate": 0.25, "rcar_warmup_epochs": 2, "max_steps": 18, "eval_every_steps": 0,
+RCAR = {"robust": "rcar", "noise_rate": 0.25, "rcar_warmup_epochs": 2, "rcar_min_separation": 0, "max_steps": 18, "eval_every_steps": 0,
         "checkpoint_every_steps": 0}  # 48 pairs / batch 8 = 6 steps per epoch: 3 epochs
 
 

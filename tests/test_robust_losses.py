@@ -68,6 +68,7 @@ def test_beta_mixture_recovers_known_components():
     np.testing.assert_allclose(mixture.means(), [0.2, 0.75], atol=0.02)
     np.testing.assert_allclose(mixture.alphas, [2.0, 9.0], rtol=0.15)
     np.testing.assert_allclose(mixture.betas, [8.0, 3.0], rtol=0.15)
+    assert mixture.separation() > 4  # Ashman's D of beta(2, 8) and beta(9, 3): 4.6
     posterior = mixture.posterior(x)
     np.testing.assert_allclose(posterior.sum(axis=0), 1.0)
     truth = np.r_[np.ones(6000, bool), np.zeros(2000, bool)]
@@ -178,3 +179,12 @@ def test_tracker_falls_back_on_equal_losses_and_raises_on_nan():
     tracker.record(torch.arange(10), torch.tensor([1.0] * 9 + [float("nan")]))
     with pytest.raises(DegenerateLossesError, match="NaN"):
         tracker.end_epoch(1)
+
+
+def test_tracker_ignores_a_split_whose_components_are_not_separated():
+    rng = np.random.default_rng(0)
+    tracker = NoisyCorrespondenceTracker(400, warmup_epochs=0, noise_mask=np.arange(400) < 200)
+    tracker.record(torch.arange(400), torch.tensor(rng.normal(4.0, 0.05, 400)))  # one blob: nothing learned yet
+    stats = tracker.end_epoch(0)
+    assert stats["status"].startswith("fallback: components not separated")
+    assert tracker.clean_prob_for(torch.arange(4)) is None  # every pair counts as clean

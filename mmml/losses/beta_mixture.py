@@ -116,6 +116,19 @@ class BetaMixture:
     def means(self) -> np.ndarray:
         return self.alphas / (self.alphas + self.betas)
 
+    def variances(self) -> np.ndarray:
+        total = self.alphas + self.betas
+        return self.alphas * self.betas / (total**2 * (total + 1))
+
+    def separation(self) -> float:
+        """Ashman's D: distance of the component means over their pooled standard deviation.
+
+        About 1 or less when the mixture merely splits one unimodal blob in two; larger for two
+        real modes (> 2: clearly separated).
+        """
+        means = self.means()
+        return float(abs(means[1] - means[0]) / np.sqrt(self.variances().mean()))
+
     def _m_step(self, x: np.ndarray, responsibilities: np.ndarray) -> None:
         alphas, betas = np.empty(2), np.empty(2)
         totals = responsibilities.sum(axis=1)

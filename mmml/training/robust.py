@@ -6,9 +6,12 @@ beta mixture is fitted; the posterior of its low-loss component becomes each pai
 probability for the next epoch. During the first ``warmup_epochs`` epochs every pair counts as
 clean (plain training), as in RCAR/NCR, so the model first learns the easy, mostly clean signal.
 
-Fallback (documented): when an epoch's losses are all equal the mixture has nothing to split
-on; the clean probabilities then stay as they were and the epoch's stats say so. NaN/inf losses
-raise :class:`~mmml.losses.beta_mixture.DegenerateLossesError`: training has diverged.
+Fallbacks (documented): when an epoch's losses are all equal the mixture has nothing to split
+on, and when the fitted components are not separated (Ashman's D below ``min_separation``: the
+mixture merely cut one blob of losses in two, typically before the model has learned anything, or
+with no noise at all) the split carries no information; in both cases every pair counts as clean for the next epoch and the epoch's stats say
+why. NaN/inf losses raise :class:`~mmml.losses.beta_mixture.DegenerateLossesError`: training has
+diverged.
 """
 
 from __future__ import annotations
@@ -50,15 +53,20 @@ class NoisyCorrespondenceTracker:
         num_samples: size of the training set (pair ids are ``0..num_samples-1``).
         warmup_epochs: epochs of plain training before the first split.
         noise_mask: optional ground truth (True = injected noise) for the per-epoch AUC.
+        min_separation: smallest Ashman's D (:meth:`BetaMixture.separation`) for the split to be used.
     """
 
-    def __init__(self, num_samples: int, warmup_epochs: int = 1, noise_mask: np.ndarray | None = None) -> None:
+    def __init__(self, num_samples: int, warmup_epochs: int = 1, noise_mask: np.ndarray | None = None,
+                 min_separation: float = 1.2) -> None:
         if num_samples < 2:
             raise ValueError(f"num_samples must be >= 2, got {num_samples}")
         if warmup_epochs < 0:
             raise ValueError(f"warmup_epochs must be >= 0, got {warmup_epochs}")
         if noise_mask is not None and len(noise_mask) != num_samples:
             raise ValueError(f"noise_mask has {len(noise_mask)} entries for {num_samples} samples")
+        if not min_separation >= 0:
+            raise ValueError(f"min_separation must be >= 0, got {min_separation}")
+        self.min_separation = min_separation
         self.num_samples = num_samples
         self.warmup_epochs = warmup_epochs
         self.noise_mask = None if noise_mask is None else np.asarray(noise_mask, dtype=bool)
@@ -112,17 +120,25 @@ class NoisyCorrespondenceTracker:
             logger.warning("epoch %d: %s; keeping the previous clean probabilities", epoch, error)
             stats["status"] = f"fallback: {error}"
             return stats
+        means = mixture.means()
+        stats.update(component_means=[round(float(m), 4) for m in means],
+                     component_weights=[round(float(w), 4) for w in mixture.weights],
+                     separation=round(mixture.separation(), 3))
+        if self.noise_mask is not None:
+            stats["clean_prob_auc"] = roc_auc(probabilities, ~self.noise_mask[seen])
+        if stats["separation"] < self.min_separation:
+            self.clean_prob[:] = 1.0
+            self.fitted = False
+            stats["status"] = (f"fallback: components not separated (Ashman's D {stats['separation']} < "
+                               f"{self.min_separation}); every pair counts as clean")
+            return stats
         self.clean_prob[seen] = probabilities
         self.fitted = True
         stats.update(
             status="fitted",
             mean_clean_prob=float(probabilities.mean()),
             predicted_noisy_fraction=float((probabilities < 0.5).mean()),
-            component_means=[round(float(m), 4) for m in mixture.means()],
-            component_weights=[round(float(w), 4) for w in mixture.weights],
         )
-        if self.noise_mask is not None:
-            stats["clean_prob_auc"] = roc_auc(probabilities, ~self.noise_mask[seen])
         return stats
 
     def state_dict(self) -> dict[str, Any]:
