@@ -111,7 +111,7 @@ class PretrainArguments:
     rcar_triplet_weight: float = 1.0
     rcar_margin: float = 0.2
     # The split is used only when the mixture's components are this well separated (Ashman's D).
-    rcar_min_separation: float = 1.2
+    rcar_min_separation: float = 0.5
 
     def __post_init__(self):
         if self.max_steps <= 0:
@@ -248,6 +248,9 @@ class RobustTraining:
         self.tracker = NoisyCorrespondenceTracker(num_samples, args.rcar_warmup_epochs, noise_mask,
                                                   args.rcar_min_separation)
         self.loss_fn = RobustMatchingLoss(args.rcar_contrastive_weight, args.rcar_triplet_weight, args.rcar_margin)
+        # Until the first usable split, InfoNCE alone: VSE++'s hardest negatives from a random start
+        # collapsed the embedding to a constant at 50% noise (BENCHMARKS.md).
+        self.warmup_loss_fn = RobustMatchingLoss(args.rcar_contrastive_weight or 1.0, 0.0)
         self.log_path = Path(output_dir) / "rcar.jsonl"
         self.history: list[dict] = []
 
@@ -256,7 +259,8 @@ class RobustTraining:
         out = model(**batch, return_loss=True)
         clean_prob = self.tracker.clean_prob_for(sample_ids)
         scale = accelerator.unwrap_model(model).scaled_logit_scale()
-        robust = self.loss_fn(out.image_embeds, out.text_embeds, scale, clean_prob)
+        loss_fn = self.loss_fn if clean_prob is not None else self.warmup_loss_fn
+        robust = loss_fn(out.image_embeds, out.text_embeds, scale, clean_prob)
         self.tracker.record(sample_ids, robust.per_sample_loss)
         auxiliary = getattr(out, "auxiliary_loss", None)
         return robust.loss if auxiliary is None else robust.loss + auxiliary

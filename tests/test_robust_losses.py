@@ -183,7 +183,7 @@ def test_tracker_falls_back_on_equal_losses_and_raises_on_nan():
 
 def test_tracker_ignores_a_split_whose_components_are_not_separated():
     rng = np.random.default_rng(0)
-    tracker = NoisyCorrespondenceTracker(400, warmup_epochs=0, noise_mask=np.arange(400) < 200)
+    tracker = NoisyCorrespondenceTracker(400, warmup_epochs=0, noise_mask=np.arange(400) < 200, min_separation=1.2)
     tracker.record(torch.arange(400), torch.tensor(rng.normal(4.0, 0.05, 400)))  # one blob: nothing learned yet
     stats = tracker.end_epoch(0)
     assert stats["status"].startswith("fallback: components not separated")

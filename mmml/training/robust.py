@@ -57,7 +57,7 @@ class NoisyCorrespondenceTracker:
     """
 
     def __init__(self, num_samples: int, warmup_epochs: int = 1, noise_mask: np.ndarray | None = None,
-                 min_separation: float = 1.2) -> None:
+                 min_separation: float = 0.5) -> None:
         if num_samples < 2:
             raise ValueError(f"num_samples must be >= 2, got {num_samples}")
         if warmup_epochs < 0:
