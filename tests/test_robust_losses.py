@@ -188,3 +188,32 @@ def test_tracker_ignores_a_split_whose_components_are_not_separated():
     stats = tracker.end_epoch(0)
     assert stats["status"].startswith("fallback: components not separated")
     assert tracker.clean_prob_for(torch.arange(4)) is None  # every pair counts as clean
+
+
+@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                    reason="needs gloo")
+def test_robust_loss_and_tracker_under_two_processes_match_one_process(tmp_path):
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result_path = tmp_path / "result.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+               "--master_addr", "127.0.0.1", "--master_port", str(port),
+               str(REPO_ROOT / "tests" / "distributed" / "robust_check.py"), str(result_path)]
+    proc = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr[-4000:]}"
+    result = json.loads(result_path.read_text())
+    assert result["world_size"] == 2 and result["status"] == "fitted"
+    assert result["num_recorded"] == result["reference_num_recorded"] == 70
+    for key in ("loss_diff", "per_sample_diff", "triplet_diff", "clean_prob_diff"):
+        assert result[key] < 1e-9, (key, result[key])
