@@ -74,7 +74,7 @@ class PretrainArguments:
     # Model: a pretrained folder / Hub id, or an MCLIPConfig as a dict.
     model_name_or_path: str | None = None
     model_config: dict = field(default_factory=dict)
-    # Which family a new model is built as: "mclip" or "vse" (a pretrained model keeps its own).
+    # The model family: "mclip" or "vse" (for a new model and for loading model_name_or_path).
     model_family: str = "mclip"
     tokenizer_vocab_size: int = 2000
     max_text_length: int = 128
@@ -197,14 +197,14 @@ def build_model(args: PretrainArguments, processor) -> mmml.MCLIPModel:
     return getattr(mmml, model_name)(config)
 
 
-def needs_multitask_items(args: PretrainArguments, model) -> bool:
+def needs_multitask_items(args: PretrainArguments) -> bool:
     """Items with ids (RCAR), a second caption and labels (a VSE model's auxiliary tasks)."""
     return args.robust is not None or args.model_family != "mclip"
 
 
 def get_dataloaders(args: PretrainArguments, splits: dict, processor, model=None) -> tuple[list, DataLoader]:
     """The training loader and the objects whose `set_epoch` must be called each epoch."""
-    if model is not None and needs_multitask_items(args, model):
+    if model is not None and needs_multitask_items(args):
         config = getattr(model, "config", None)
         pairs = MultiTaskImageTextPairs(
             splits["train"], processor.image_processor, languages=args.languages, seed=args.seed,
