@@ -7,6 +7,7 @@ from ._registry import register_auto_classes
 from .models.cmh import CrossModalHashingConfig, CrossModalHashingModel, CrossModalHashingProcessor
 from .models.mclip import MCLIPConfig, MCLIPModel, MCLIPProcessor
 from .models.mla import MLAConfig, MLAModel, MLAProcessor
+from .models.vse import VSEConfig, VSEModel, VSEOutput, VSEProcessor
 
 __version__ = "0.1.0"
 
@@ -22,5 +23,9 @@ __all__ = [
     "MLAConfig",
     "MLAModel",
     "MLAProcessor",
+    "VSEConfig",
+    "VSEModel",
+    "VSEOutput",
+    "VSEProcessor",
     "__version__",
 ]

@@ -8,12 +8,14 @@ from .modeling.tfidf_tower import TfidfEncoderConfig, TfidfEncoderModel
 from .models.cmh import CrossModalHashingConfig, CrossModalHashingModel, CrossModalHashingProcessor
 from .models.mclip import MCLIPConfig, MCLIPModel, MCLIPProcessor
 from .models.mla import MLAConfig, MLAModel, MLAProcessor
+from .models.vse import VSEConfig, VSEModel, VSEProcessor
 
 # (config, model, processor) per model type.
 AUTO_REGISTRY = [
     (MCLIPConfig, MCLIPModel, MCLIPProcessor),
     (MLAConfig, MLAModel, MLAProcessor),
     (CrossModalHashingConfig, CrossModalHashingModel, CrossModalHashingProcessor),
+    (VSEConfig, VSEModel, VSEProcessor),
 ]
 # (config, model) of towers that families build from sub-configs; they have no processor of their own.
 TOWER_REGISTRY = [

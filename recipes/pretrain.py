@@ -28,9 +28,12 @@ from transformers import AutoProcessor, CLIPImageProcessor
 
 import mmml
 from mmml.data import SceneConfig, build_scene_dataset, load_manifest
+from mmml.data.multitask import MultiTaskCollator, MultiTaskImageTextPairs
+from mmml.data.noise import NOISE_KINDS, add_noise_to_dataset, check_noise_rate
 from mmml.data.pairs import ImageTextCollator, ImageTextPairs, LengthGroupedBatchSampler
 from mmml.eval import RetrievalEvaluator
 from mmml.hub import save_model_card
+from mmml.losses.robust import RobustMatchingLoss
 from mmml.processing import train_multilingual_tokenizer
 from mmml.training import (
     build_optimizer_and_schedule,
@@ -40,9 +43,14 @@ from mmml.training import (
     save_checkpoint,
     to_json_dict,
 )
+from mmml.training.robust import NoisyCorrespondenceTracker
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "mclip_tiny.yaml"
 logger = logging.getLogger("mmml.recipes.pretrain")
+
+
+ROBUST_METHODS = (None, "rcar")
+MODEL_FAMILIES = {"mclip": ("MCLIPConfig", "MCLIPModel"), "vse": ("VSEConfig", "VSEModel")}
 
 
 @dataclass
@@ -59,9 +67,15 @@ class PretrainArguments:
     difficulty: int = 0
     image_size: int = 60
     skip_bad_samples: bool = False
+    # Noisy correspondence (benchmarks of robust training): this fraction of the *training* pairs gets
+    # the captions of another image ("complete") or half of another image's captions ("partial").
+    noise_rate: float = 0.0
+    noise_kind: str = "complete"
     # Model: a pretrained folder / Hub id, or an MCLIPConfig as a dict.
     model_name_or_path: str | None = None
     model_config: dict = field(default_factory=dict)
+    # The model family: "mclip" or "vse" (for a new model and for loading model_name_or_path).
+    model_family: str = "mclip"
     tokenizer_vocab_size: int = 2000
     max_text_length: int = 128
     # Optimisation.
@@ -89,6 +103,15 @@ class PretrainArguments:
     resume_from_checkpoint: str | None = None
     log_every_steps: int = 25
     log_with: str | None = None
+    # Robust training against noisy pairs: None (plain) or "rcar" (beta-mixture split of per-sample
+    # losses each epoch, refurbished InfoNCE targets and soft-margin hardest-negative triplet loss).
+    robust: str | None = None
+    rcar_warmup_epochs: int = 2
+    rcar_contrastive_weight: float = 1.0
+    rcar_triplet_weight: float = 1.0
+    rcar_margin: float = 0.2
+    # The split is used only when the mixture's components are this well separated (Ashman's D).
+    rcar_min_separation: float = 0.5
 
     def __post_init__(self):
         if self.max_steps <= 0:
@@ -97,6 +120,15 @@ class PretrainArguments:
             raise ValueError("per_device_train_batch_size must be > 1 for a contrastive loss")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise ValueError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
+        self.noise_rate = check_noise_rate(self.noise_rate)
+        if self.noise_kind not in NOISE_KINDS:
+            raise ValueError(f"noise_kind must be one of {NOISE_KINDS}, got {self.noise_kind!r}")
+        if self.robust not in ROBUST_METHODS:
+            raise ValueError(f"robust must be one of {ROBUST_METHODS}, got {self.robust!r}")
+        if self.model_family not in MODEL_FAMILIES:
+            raise ValueError(f"model_family must be one of {sorted(MODEL_FAMILIES)}, got {self.model_family!r}")
+        if self.robust and self.group_by_length:
+            raise ValueError("robust training samples uniformly; set group_by_length false")
 
 
 def load_splits(args: PretrainArguments) -> dict:
@@ -140,9 +172,19 @@ def build_processor(args: PretrainArguments, accelerator: Accelerator, train_spl
     return AutoProcessor.from_pretrained(processor_dir)
 
 
+def add_training_noise(args: PretrainArguments, splits: dict):
+    """Corrupt `noise_rate` of the training pairs in place of `splits["train"]`; the noise mask (or None)."""
+    if args.noise_rate == 0:
+        return None
+    splits["train"], mask = add_noise_to_dataset(splits["train"], args.noise_rate, args.noise_kind, args.seed)
+    logger.info("made %d of %d training pairs %sly noisy", int(mask.sum()), len(mask), args.noise_kind)
+    return mask
+
+
 def build_model(args: PretrainArguments, processor) -> mmml.MCLIPModel:
+    config_name, model_name = MODEL_FAMILIES[args.model_family]
     if args.model_name_or_path is not None:
-        return mmml.MCLIPModel.from_pretrained(args.model_name_or_path)
+        return getattr(mmml, model_name).from_pretrained(args.model_name_or_path)
     config_kwargs = dict(args.model_config)
     text_config = dict(config_kwargs.pop("text_config", {}))
     tokenizer = processor.tokenizer
@@ -151,13 +193,28 @@ def build_model(args: PretrainArguments, processor) -> mmml.MCLIPModel:
     text_config.setdefault("max_position_embeddings", args.max_text_length + 2)
     vision_config = dict(config_kwargs.pop("vision_config", {}))
     vision_config.setdefault("image_size", args.image_size)
-    return mmml.MCLIPModel(mmml.MCLIPConfig(text_config=text_config, vision_config=vision_config, **config_kwargs))
+    config = getattr(mmml, config_name)(text_config=text_config, vision_config=vision_config, **config_kwargs)
+    return getattr(mmml, model_name)(config)
 
 
-def get_dataloaders(args: PretrainArguments, splits: dict, processor) -> tuple[list, DataLoader]:
+def needs_multitask_items(args: PretrainArguments) -> bool:
+    """Items with ids (RCAR), a second caption and labels (a VSE model's auxiliary tasks)."""
+    return args.robust is not None or args.model_family != "mclip"
+
+
+def get_dataloaders(args: PretrainArguments, splits: dict, processor, model=None) -> tuple[list, DataLoader]:
     """The training loader and the objects whose `set_epoch` must be called each epoch."""
-    pairs = ImageTextPairs(splits["train"], processor.image_processor, languages=args.languages, seed=args.seed)
-    collate = ImageTextCollator(processor.tokenizer, args.max_text_length)
+    if model is not None and needs_multitask_items(args):
+        config = getattr(model, "config", None)
+        pairs = MultiTaskImageTextPairs(
+            splits["train"], processor.image_processor, languages=args.languages, seed=args.seed,
+            paired_caption=bool(getattr(config, "text_matching_weight", 0)),
+            num_labels=getattr(config, "num_labels", None) if getattr(config, "classification_weight", 0) else None,
+        )
+        collate = MultiTaskCollator(processor.tokenizer, args.max_text_length)
+    else:
+        pairs = ImageTextPairs(splits["train"], processor.image_processor, languages=args.languages, seed=args.seed)
+        collate = ImageTextCollator(processor.tokenizer, args.max_text_length)
     # Creating a DataLoader iterator draws a seed; from a generator of its own, not from the global
     # RNG, so a resumed run (which starts a new iterator mid-epoch) keeps the dropout RNG stream.
     generator = torch.Generator().manual_seed(args.seed)
@@ -170,6 +227,11 @@ def get_dataloaders(args: PretrainArguments, splits: dict, processor) -> tuple[l
     return [pairs], loader
 
 
+def _kept(noise_mask, pairs):
+    """The noise mask of the rows the pairs dataset kept (rows without a caption are left out)."""
+    return None if noise_mask is None else noise_mask[pairs.row_indices]
+
+
 def evaluate(accelerator: Accelerator, model, evaluator: RetrievalEvaluator, dataset) -> dict | None:
     """Retrieval metrics on the main process (others wait); None elsewhere."""
     result = None
@@ -179,8 +241,54 @@ def evaluate(accelerator: Accelerator, model, evaluator: RetrievalEvaluator, dat
     return result
 
 
-def train(args: PretrainArguments, accelerator: Accelerator, model, processor, splits: dict) -> dict:
-    epoch_aware, train_loader = get_dataloaders(args, splits, processor)
+class RobustTraining:
+    """RCAR around any mmml dual encoder: per-sample losses -> clean probabilities -> refurbished loss."""
+
+    def __init__(self, args: PretrainArguments, num_samples: int, noise_mask, output_dir: str | Path):
+        self.tracker = NoisyCorrespondenceTracker(num_samples, args.rcar_warmup_epochs, noise_mask,
+                                                  args.rcar_min_separation)
+        self.loss_fn = RobustMatchingLoss(args.rcar_contrastive_weight, args.rcar_triplet_weight, args.rcar_margin)
+        # Until the first usable split, InfoNCE alone: VSE++'s hardest negatives from a random start
+        # collapsed the embedding to a constant at 50% noise (BENCHMARKS.md).
+        self.warmup_loss_fn = RobustMatchingLoss(args.rcar_contrastive_weight or 1.0, 0.0)
+        self.log_path = Path(output_dir) / "rcar.jsonl"
+        self.history: list[dict] = []
+
+    def loss(self, accelerator: Accelerator, model, batch: dict) -> torch.Tensor:
+        sample_ids = batch.pop("sample_ids")
+        out = model(**batch, return_loss=True)
+        clean_prob = self.tracker.clean_prob_for(sample_ids)
+        scale = accelerator.unwrap_model(model).scaled_logit_scale()
+        loss_fn = self.loss_fn if clean_prob is not None else self.warmup_loss_fn
+        robust = loss_fn(out.image_embeds, out.text_embeds, scale, clean_prob)
+        self.tracker.record(sample_ids, robust.per_sample_loss)
+        auxiliary = getattr(out, "auxiliary_loss", None)
+        return robust.loss if auxiliary is None else robust.loss + auxiliary
+
+    def end_epoch(self, accelerator: Accelerator, epoch: int) -> dict:
+        stats = self.tracker.end_epoch(epoch, accelerator.device)
+        if accelerator.is_main_process:
+            with self.log_path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(stats) + "\n")
+            auc = stats.get("clean_prob_auc")
+            accelerator.print(f"rcar epoch {epoch}: {stats['status']}"
+                              + (f", clean-probability AUC {auc:.3f}" if auc is not None else ""))
+        self.history.append(stats)
+        return stats
+
+    def state_dict(self) -> dict:
+        return {"tracker": self.tracker.state_dict(), "history": self.history}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.tracker.load_state_dict(state["tracker"])
+        self.history = list(state["history"])
+
+
+def train(args: PretrainArguments, accelerator: Accelerator, model, processor, splits: dict,
+          noise_mask=None) -> dict:
+    epoch_aware, train_loader = get_dataloaders(args, splits, processor, model)
+    robust = RobustTraining(args, len(epoch_aware[0]), _kept(noise_mask, epoch_aware[0]), args.output_dir) \
+        if args.robust == "rcar" else None
     optimizer, scheduler = build_optimizer_and_schedule(
         model, args.learning_rate, args.weight_decay, args.warmup_steps, args.max_steps
     )
@@ -198,6 +306,8 @@ def train(args: PretrainArguments, accelerator: Accelerator, model, processor, s
     if resume_path is not None:
         state = load_checkpoint(accelerator, resume_path)
         step, history = state["step"], state.get("history", [])
+        if robust is not None and "rcar" in state:
+            robust.load_state_dict(state["rcar"])
         accelerator.print(f"resumed from {resume_path} at step {step}")
 
     metrics_log = Path(args.output_dir) / "metrics.jsonl"
@@ -213,7 +323,10 @@ def train(args: PretrainArguments, accelerator: Accelerator, model, processor, s
         epoch_loader = accelerator.skip_first_batches(train_loader, batches_done) if batches_done else train_loader
         for batch in epoch_loader:
             with accelerator.autocast():
-                loss = model(**batch, return_loss=True).loss
+                if robust is not None:
+                    loss = robust.loss(accelerator, model, batch)
+                else:
+                    loss = model(**batch, return_loss=True).loss
             accelerator.backward(loss)
             optimizer.step()
             scheduler.step()
@@ -237,15 +350,22 @@ def train(args: PretrainArguments, accelerator: Accelerator, model, processor, s
                     accelerator.print(f"step {step}: validation t2i_r1 {result['mean']['t2i_r1']:.1f} "
                                       f"i2t_r1 {result['mean']['i2t_r1']:.1f} rsum {result['mean']['rsum']:.1f}")
                     accelerator.log({f"validation/{k}": v for k, v in result["mean"].items()}, step=step)
+            if robust is not None and step % steps_per_epoch == 0:
+                robust.end_epoch(accelerator, step // steps_per_epoch - 1)
             stopping_early = step == last_step < args.max_steps
             if (args.checkpoint_every_steps and step % args.checkpoint_every_steps == 0) or stopping_early:
-                save_checkpoint(accelerator, args.output_dir, step, {"step": step, "history": history},
-                                keep_last=args.keep_checkpoints)
+                train_state = {"step": step, "history": history}
+                if robust is not None:
+                    train_state["rcar"] = robust.state_dict()
+                save_checkpoint(accelerator, args.output_dir, step, train_state, keep_last=args.keep_checkpoints)
             if step >= last_step:
                 break
     progress.close()
-    return {"model": model, "history": history, "train_time_s": time.perf_counter() - start,
-            "finished": step >= args.max_steps}
+    outcome = {"model": model, "history": history, "train_time_s": time.perf_counter() - start,
+               "finished": step >= args.max_steps}
+    if robust is not None:
+        outcome["rcar_history"] = robust.history
+    return outcome
 
 
 def main(argv: list[str] | None = None) -> dict | None:
@@ -266,12 +386,13 @@ def main(argv: list[str] | None = None) -> dict | None:
     set_seed(args.seed)
 
     splits = load_splits(args)
+    noise_mask = add_training_noise(args, splits)
     processor = build_processor(args, accelerator, splits["train"])
     set_seed(args.seed)  # the same initial weights whatever data preparation consumed
     model = build_model(args, processor)
     accelerator.print(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
 
-    outcome = train(args, accelerator, model, processor, splits)
+    outcome = train(args, accelerator, model, processor, splits, noise_mask)
     if not outcome["finished"]:
         accelerator.print(f"stopped at step {args.stop_after_steps}; continue with --resume_from_checkpoint latest")
         accelerator.end_training()
@@ -287,6 +408,8 @@ def main(argv: list[str] | None = None) -> dict | None:
         save_model_card(accelerator.unwrap_model(outcome["model"]), final_dir, f"mmml/{Path(args.output_dir).name}", test)
         summary = {"test": test, "train_time_s": round(outcome["train_time_s"], 1),
                    "validation_history": outcome["history"], "args": to_json_dict(args)}
+        if "rcar_history" in outcome:
+            summary["rcar_history"] = outcome["rcar_history"]
         metrics_path = Path(args.output_dir) / "metrics.json"
         metrics_path.with_suffix(".json.tmp").write_text(json.dumps(summary, indent=2), encoding="utf-8")
         os.replace(metrics_path.with_suffix(".json.tmp"), metrics_path)

@@ -11,12 +11,16 @@ from mmml.losses.hashing import (
     similarity_from_pairs,
     similarity_loss,
 )
+from mmml.losses.robust import RobustMatchingLoss
+from mmml.losses.triplet import TripletLoss
 
 __all__ = [
     "ContrastiveLoss",
     "DistillationLoss",
     "HashingLoss",
     "ParallelDistillationLoss",
+    "RobustMatchingLoss",
+    "TripletLoss",
     "bit_balance_loss",
     "gather_features",
     "quantization_loss",
