@@ -208,17 +208,23 @@ class MLAModel(DualEncoderModel):
             return super().get_text_features(input_ids, attention_mask, token_type_ids, position_ids, **kwargs)
 
     def _embed_per_language(self, input_ids: torch.Tensor, languages: list[str]) -> torch.Tensor:
+        """Each row embedded with its language's table (its own, else the base one), one lookup per language."""
         base_embeddings = self.text_model.get_input_embeddings()
-        rows = []
-        for sample_ids, code in zip(input_ids, languages):
+        out = None
+        for code in dict.fromkeys(languages):
+            rows = torch.tensor([i for i, c in enumerate(languages) if c == code], device=input_ids.device)
             table = self.language_embeddings[code] if code in self.language_embeddings else base_embeddings
-            if int(sample_ids.max()) >= table.num_embeddings:
+            ids = input_ids[rows]
+            if int(ids.max()) >= table.num_embeddings:
                 raise ValueError(
-                    f"token id {int(sample_ids.max())} is outside the {code!r} vocabulary "
+                    f"token id {int(ids.max())} is outside the {code!r} vocabulary "
                     f"({table.num_embeddings} ids): were these texts tokenized with {code!r}'s tokenizer?"
                 )
-            rows.append(table(sample_ids))
-        return torch.stack(rows)
+            embedded = table(ids)
+            if out is None:
+                out = embedded.new_empty(*input_ids.shape, embedded.shape[-1])
+            out = out.index_copy(0, rows, embedded)
+        return out
 
     def forward(
         self,
