@@ -9,6 +9,8 @@ domain) and Tatoeba xxx-eng (out of domain), foreign->English accuracy@1 by cosi
     python benchmarks/multilingual_acquirers.py teacher                       # the teacher applied directly
     python benchmarks/multilingual_acquirers.py acquirer --language de [--own_tokenizer true] [recipe args]
     python benchmarks/multilingual_acquirers.py full --language de [recipe args]   # full fine-tune of a copy
+    python benchmarks/multilingual_acquirers.py coverage --language de --name acquirer_own_embeddings_1ep
+        # Tatoeba acc@1 of a trained acquirer, split by whether Multi30K's training side has every word
 
 Each run appends one JSON line to `outputs/bench_mla/results.jsonl`; `table` prints them as Markdown.
 """
@@ -16,6 +18,7 @@ Each run appends one JSON line to `outputs/bench_mla/results.jsonl`; `table` pri
 from __future__ import annotations
 
 import json
+import re
 import sys
 import tempfile
 import time
@@ -172,6 +175,34 @@ def run_full(argv: list[str]) -> None:
             "args": argv})
 
 
+def words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def run_coverage(argv: list[str]) -> None:
+    """Tatoeba foreign->English acc@1 of an acquirer, for sentences all of whose words occur in the
+    training side of Multi30K and for the rest (how far the training vocabulary limits the score)."""
+    args = dict(zip(argv[::2], argv[1::2]))
+    language, name = args["--language"], args["--name"]
+    base_dir = build_base()
+    model = MLAModel.from_pretrained(base_dir).eval()
+    processor = MLAProcessor.from_pretrained(base_dir)
+    model.load_language(OUT / f"{name}_{language}" / "acquirer", processor=processor)
+    pairs = eval_sets(language)["tatoeba"]
+    source = embed_texts(TextEncoder(model, language=language),
+                         make_tokenize(processor.tokenizer_for(language), MAX_LENGTH), pairs[language])
+    target = embed_texts(TextEncoder(model, language="en"), make_tokenize(processor.tokenizer, MAX_LENGTH), pairs["en"])
+    similarity = torch.nn.functional.normalize(source, dim=-1) @ torch.nn.functional.normalize(target, dim=-1).T
+    correct = similarity.argmax(dim=1) == torch.arange(len(source))
+    train_words = {w for line in (DATA / "multi30k" / f"train.{language}").read_text(encoding="utf-8").splitlines()
+                   for w in words(line)}
+    covered = torch.tensor([all(w in train_words for w in words(text)) for text in pairs[language]])
+    row = {"row": f"coverage of {name}", "language": language, "tatoeba": round(float(correct.float().mean()), 4),
+           "covered_sentences": int(covered.sum()), "covered_acc1": round(float(correct[covered].float().mean()), 4),
+           "other_sentences": int((~covered).sum()), "other_acc1": round(float(correct[~covered].float().mean()), 4)}
+    print(json.dumps(row))
+
+
 def print_table() -> None:
     rows = [json.loads(line) for line in RESULTS.read_text(encoding="utf-8").splitlines() if line.strip()]
     print("| row | lang | Multi30K acc@1 | Tatoeba acc@1 | train time | trained bytes | English bit-identical | args |")
@@ -186,4 +217,4 @@ def print_table() -> None:
 if __name__ == "__main__":
     command, rest = sys.argv[1], sys.argv[2:]
     {"teacher": lambda: run_teacher(), "acquirer": lambda: run_acquirer(rest), "full": lambda: run_full(rest),
-     "table": print_table}[command]()
+     "coverage": lambda: run_coverage(rest), "table": print_table}[command]()

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import random
 import sys
 import time
 from dataclasses import dataclass, field
@@ -77,6 +78,8 @@ class PretrainArguments:
     # The model family: "mclip" or "vse" (for a new model and for loading model_name_or_path).
     model_family: str = "mclip"
     tokenizer_vocab_size: int = 2000
+    # The tokenizer is trained on at most this many training captions (a seeded sample; None: all).
+    tokenizer_training_texts: int | None = 50000
     max_text_length: int = 128
     # Optimisation.
     per_device_train_batch_size: int = 256
@@ -85,6 +88,9 @@ class PretrainArguments:
     group_by_length: bool = False
     learning_rate: float = 1e-3
     weight_decay: float = 0.1
+    # Clip gradients to this global L2 norm before each step (None: no clipping). Off by default: on the
+    # embedded data a norm of 1.0 slowed the tiny M-CLIP several-fold (BENCHMARKS.md).
+    max_grad_norm: float | None = None
     warmup_steps: int = 25
     max_steps: int = 1000
     # End this run at this step (a checkpoint is written) to fit a job's time limit; continue later
@@ -127,6 +133,10 @@ class PretrainArguments:
             raise ValueError(f"robust must be one of {ROBUST_METHODS}, got {self.robust!r}")
         if self.model_family not in MODEL_FAMILIES:
             raise ValueError(f"model_family must be one of {sorted(MODEL_FAMILIES)}, got {self.model_family!r}")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise ValueError(f"max_grad_norm must be None or > 0, got {self.max_grad_norm!r}")
+        if self.tokenizer_training_texts is not None and self.tokenizer_training_texts < 1:
+            raise ValueError(f"tokenizer_training_texts must be None or >= 1, got {self.tokenizer_training_texts!r}")
         if self.robust and self.group_by_length:
             raise ValueError("robust training samples uniformly; set group_by_length false")
 
@@ -163,6 +173,9 @@ def build_processor(args: PretrainArguments, accelerator: Accelerator, train_spl
     processor_dir = Path(args.output_dir) / "processor"
     if accelerator.is_main_process and not (processor_dir / "processor_config.json").exists():
         corpus = [text for row in train_split["captions"] for texts in row.values() for text in (texts or [])]
+        if args.tokenizer_training_texts is not None and len(corpus) > args.tokenizer_training_texts:
+            keep = random.Random(args.seed).sample(range(len(corpus)), args.tokenizer_training_texts)
+            corpus = [corpus[i] for i in sorted(keep)]
         tokenizer = train_multilingual_tokenizer(corpus, args.tokenizer_vocab_size, args.max_text_length)
         image_processor = CLIPImageProcessor(
             size={"shortest_edge": args.image_size}, crop_size={"height": args.image_size, "width": args.image_size}
@@ -328,6 +341,8 @@ def train(args: PretrainArguments, accelerator: Accelerator, model, processor, s
                 else:
                     loss = model(**batch, return_loss=True).loss
             accelerator.backward(loss)
+            if args.max_grad_norm is not None:
+                accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -380,6 +395,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING,
                         format="%(asctime)s %(name)s: %(message)s")
     accelerator.print(f"output_dir: {Path(args.output_dir).resolve()}")
+    warn_if_cpu_threads_idle(accelerator)
     os.makedirs(args.output_dir, exist_ok=True)
     if args.log_with:
         accelerator.init_trackers("mmml-pretrain", config=to_json_dict(args))
@@ -417,6 +433,14 @@ def main(argv: list[str] | None = None) -> dict | None:
         accelerator.print(f"saved model and processor to {final_dir.resolve()}")
     accelerator.end_training()
     return summary
+
+
+def warn_if_cpu_threads_idle(accelerator: Accelerator) -> None:
+    """A single CPU process that leaves cores idle: `accelerate launch` sets OMP_NUM_THREADS=1 unless told otherwise."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if accelerator.device.type == "cpu" and accelerator.num_processes == 1 and torch.get_num_threads() < cores:
+        logger.warning("training on %d of %d CPU threads; `accelerate launch --num_cpu_threads_per_process %d` "
+                       "(or OMP_NUM_THREADS=%d) uses them all", torch.get_num_threads(), cores, cores, cores)
 
 
 def print_report(test: dict) -> None:

@@ -42,7 +42,8 @@ def tiny_clip() -> CLIPModel:
 
 @pytest.mark.parametrize(
     "field, value",
-    [("text_pooling", "max"), ("vision_pooling", "first"), ("projection_dim", 0), ("logit_scale_max", 0.0)],
+    [("text_pooling", "max"), ("vision_pooling", "first"), ("projection_dim", 0), ("logit_scale_max", 0.0),
+     ("text_length_buckets", 0)],
 )
 def test_invalid_config_values_name_the_field(field, value):
     with pytest.raises(ValueError, match=field):
@@ -121,6 +122,34 @@ def test_mean_pooling_ignores_padding():
         a = model.get_text_features(input_ids=ids, attention_mask=torch.ones_like(ids)).pooler_output
         b = model.get_text_features(input_ids=padded, attention_mask=mask).pooler_output
     assert torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls", "pooler"])
+def test_text_length_buckets_give_the_padded_call_results_and_gradients(pooling):
+    torch.manual_seed(0)
+    plain = mmml.MCLIPModel(tiny_mclip_config(text_pooling=pooling))
+    bucketed = mmml.MCLIPModel(tiny_mclip_config(text_pooling=pooling, text_length_buckets=3))
+    bucketed.load_state_dict(plain.state_dict())
+    lengths = torch.tensor([3, 12, 7, 1, 12, 5, 9])
+    mask = (torch.arange(12) < lengths[:, None]).long()
+    ids = torch.randint(5, 120, (7, 12)) * mask
+    outputs, grads = [], []
+    for model in (plain, bucketed):
+        out = model.get_text_features(input_ids=ids, attention_mask=mask)
+        out.pooler_output.square().sum().backward()
+        outputs.append(out)
+        grads.append(torch.cat([p.grad.flatten() for p in model.text_model.parameters() if p.grad is not None]))
+    assert torch.allclose(outputs[0].pooler_output, outputs[1].pooler_output, atol=1e-5)
+    real = mask.bool()
+    assert torch.allclose(outputs[0].last_hidden_state[real], outputs[1].last_hidden_state[real], atol=1e-5)
+    assert torch.equal(outputs[1].last_hidden_state[~real], torch.zeros_like(outputs[1].last_hidden_state[~real]))
+    assert torch.allclose(grads[0], grads[1], atol=1e-4)
+
+
+def test_text_length_buckets_are_refused_by_families_that_need_the_whole_batch():
+    with pytest.raises(ValueError, match="text_length_buckets"):
+        mmml.MLAModel(mmml.MLAConfig(text_config=tiny_text_config(), vision_config=tiny_vision_config(),
+                                     projection_dim=16, text_length_buckets=2))
 
 
 def test_unused_backbone_pooler_is_not_built():

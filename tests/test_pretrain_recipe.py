@@ -19,6 +19,7 @@ from mmml.eval import RETRIEVAL_METRIC_KEYS
 
 TINY_MODEL = json.dumps({
     "projection_dim": 16,
+    "text_length_buckets": 2,
     "vision_config": {"model_type": "clip_vision_model", "hidden_size": 32, "intermediate_size": 64,
                       "num_hidden_layers": 1, "num_attention_heads": 2, "patch_size": 8},
     "text_config": {"model_type": "bert", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
@@ -32,7 +33,7 @@ def tiny_args(output_dir, **overrides) -> list[str]:
         "languages": "en,de,zh", "captions_per_language": 1, "image_size": 32, "model_config": TINY_MODEL,
         "tokenizer_vocab_size": 300, "per_device_train_batch_size": 8, "max_steps": 8, "warmup_steps": 2,
         "eval_every_steps": 4, "checkpoint_every_steps": 3, "keep_checkpoints": 5, "log_every_steps": 2,
-        "eval_batch_size": 16,
+        "eval_batch_size": 16, "max_grad_norm": 0.5,
     }
     values.update(overrides)
     return [item for key, value in values.items() for item in (f"--{key}", str(value))]
@@ -97,6 +98,30 @@ def test_stopped_and_resumed_run_ends_with_exactly_the_same_weights(recipe, unin
 def test_resuming_from_a_missing_checkpoint_is_a_clear_error(recipe, tmp_path):
     with pytest.raises(FileNotFoundError, match="not a complete mmml checkpoint"):
         recipe.main(tiny_args(tmp_path, resume_from_checkpoint=str(tmp_path / "nope")))
+
+
+@pytest.mark.parametrize("field, value", [("max_grad_norm", "0"), ("tokenizer_training_texts", "0"), ("max_steps", "0")])
+def test_invalid_arguments_name_the_field(recipe, tmp_path, field, value):
+    with pytest.raises(ValueError, match=field):
+        recipe.main(tiny_args(tmp_path, **{field: value}))
+
+
+def test_tokenizer_trains_on_a_seeded_sample_of_the_captions(recipe, tmp_path, monkeypatch):
+    corpora = []
+    real_train = recipe.train_multilingual_tokenizer
+    monkeypatch.setattr(recipe, "train_multilingual_tokenizer", lambda corpus, *a: corpora.append(corpus) or real_train(corpus, *a))
+    for run in ("a", "b"):
+        args = recipe.parse_args(recipe.PretrainArguments, tiny_args(tmp_path / run, tokenizer_training_texts=50))
+        recipe.build_processor(args, recipe.Accelerator(cpu=True), recipe.load_splits(args)["train"])
+    assert len(corpora[0]) == 50 and corpora[0] == corpora[1]
+
+
+def test_a_single_cpu_process_on_one_thread_of_several_warns(recipe, monkeypatch, caplog):
+    monkeypatch.setattr(recipe.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(recipe.torch, "get_num_threads", lambda: 1)
+    with caplog.at_level("WARNING"):
+        recipe.warn_if_cpu_threads_idle(recipe.Accelerator(cpu=True))
+    assert "1 of 4 CPU threads" in caplog.text and "--num_cpu_threads_per_process 4" in caplog.text
 
 
 def test_two_processes_under_accelerate_launch(tmp_path):

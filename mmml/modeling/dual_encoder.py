@@ -20,7 +20,7 @@ from ..losses import ContrastiveLoss, HashingLoss, similarity_from_labels
 from .configuration_dual_encoder import DualEncoderConfig
 from .hashing import HashHead
 from .outputs import DualEncoderOutput
-from .pooling import pool_tower_output
+from .pooling import pool_tower_output, token_states
 from .loading import CheckedLoadingMixin
 from .remote_code import RemoteCodeMixin
 from .towers import build_tower, load_tower, tower_hidden_size
@@ -40,6 +40,8 @@ class DualEncoderModel(RemoteCodeMixin, CheckedLoadingMixin, PreTrainedModel):
     supports_gradient_checkpointing = True
     _supports_sdpa = True
     _supports_flash_attn = True
+    # Families whose text path routes or fuses per sample across the whole batch set this False.
+    supports_text_length_buckets = True
 
     def __init__(
         self,
@@ -48,6 +50,11 @@ class DualEncoderModel(RemoteCodeMixin, CheckedLoadingMixin, PreTrainedModel):
         text_model: PreTrainedModel | None = None,
     ):
         super().__init__(config)
+        if config.text_length_buckets > 1 and not self.supports_text_length_buckets:
+            raise ValueError(
+                f"{type(self).__name__} runs its text path on whole batches; set text_length_buckets to 1 "
+                f"(got {config.text_length_buckets})"
+            )
         self.vision_model = vision_model or build_tower(config.vision_config, config.vision_pooling == "pooler")
         self.text_model = text_model or build_tower(config.text_config, config.text_pooling == "pooler")
         # The towers read their configs from the composite config, so edits to one show in the other.
@@ -127,8 +134,13 @@ class DualEncoderModel(RemoteCodeMixin, CheckedLoadingMixin, PreTrainedModel):
 
         Give `input_ids`, or `inputs_embeds` (token embeddings, e.g. from another vocabulary's table).
         """
-        outputs = self.run_text_tower(input_ids, attention_mask, token_type_ids, position_ids,
-                                      inputs_embeds=inputs_embeds, **kwargs)
+        text_inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids,
+                       "position_ids": position_ids, "inputs_embeds": inputs_embeds}
+        if self.config.text_length_buckets > 1 and attention_mask is not None and not kwargs:
+            last_hidden_state, pooled = self._run_text_tower_in_length_buckets(text_inputs)
+            return BaseModelOutputWithPooling(last_hidden_state=last_hidden_state,
+                                              pooler_output=self.text_projection(pooled))
+        outputs = self.run_text_tower(**text_inputs, **kwargs)
         pooled = pool_tower_output(outputs, self.config.text_pooling, attention_mask)
         return BaseModelOutputWithPooling(
             last_hidden_state=outputs.last_hidden_state,
@@ -136,6 +148,32 @@ class DualEncoderModel(RemoteCodeMixin, CheckedLoadingMixin, PreTrainedModel):
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
+
+    def _run_text_tower_in_length_buckets(self, text_inputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(token states, pooled states) computed on groups of rows of similar length, each cut to its longest row.
+
+        Padding positions come back as zeros in the token states. The rows' results equal one
+        padded call's up to float rounding; only the work on padding is skipped.
+        """
+        mask = text_inputs["attention_mask"]
+        positions = torch.arange(1, mask.shape[1] + 1, device=mask.device)
+        extents = (mask.ne(0) * positions).amax(dim=1)  # one past each row's last real token
+        order = torch.argsort(extents, stable=True)
+        last_hidden_state = pooled = None
+        for rows in order.tensor_split(min(self.config.text_length_buckets, len(order))):
+            if len(rows) == 0:
+                continue
+            width = max(int(extents[rows].max()), 1)
+            chunk = {name: None if value is None else value[rows, :width] for name, value in text_inputs.items()}
+            outputs = self.run_text_tower(**chunk)
+            chunk_states = token_states(outputs) * chunk["attention_mask"].unsqueeze(-1).to(outputs.last_hidden_state.dtype)
+            chunk_pooled = pool_tower_output(outputs, self.config.text_pooling, chunk["attention_mask"])
+            if last_hidden_state is None:
+                last_hidden_state = chunk_states.new_zeros(mask.shape[0], mask.shape[1], chunk_states.shape[-1])
+                pooled = chunk_pooled.new_empty(mask.shape[0], chunk_pooled.shape[-1])
+            last_hidden_state = last_hidden_state.index_put((rows,), F.pad(chunk_states, (0, 0, 0, mask.shape[1] - width)))
+            pooled = pooled.index_put((rows,), chunk_pooled)
+        return last_hidden_state, pooled
 
     def get_image_features(self, pixel_values: torch.Tensor, **kwargs) -> BaseModelOutputWithPooling:
         """Vision tower output whose `pooler_output` is the projected (not normalised) image embedding."""
