@@ -9,6 +9,8 @@ domain) and Tatoeba xxx-eng (out of domain), foreign->English accuracy@1 by cosi
     python benchmarks/multilingual_acquirers.py teacher                       # the teacher applied directly
     python benchmarks/multilingual_acquirers.py acquirer --language de [--own_tokenizer true] [recipe args]
     python benchmarks/multilingual_acquirers.py full --language de [recipe args]   # full fine-tune of a copy
+    python benchmarks/multilingual_acquirers.py acquirer --language de --dictionary true [...]
+        # trains on Multi30K plus FreeDict word pairs (benchmarks/dictionary_pairs.py; Debian packages)
     python benchmarks/multilingual_acquirers.py coverage --language de --name acquirer_own_embeddings_1ep
         # Tatoeba acc@1 of a trained acquirer, split by whether Multi30K's training side has every word
 
@@ -28,6 +30,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "recipes"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 import mmml  # noqa: E402
 from mmml.data.parallel import load_parallel_files  # noqa: E402
@@ -122,9 +125,12 @@ def run_acquirer(argv: list[str]) -> None:
     args = dict(zip(argv[::2], argv[1::2]))
     language = args["--language"]
     name = args.pop("--name", "acquirer")
+    parallel_data = DATA / "multi30k"
+    if args.pop("--dictionary", "false").lower() == "true":
+        parallel_data = with_dictionary_pairs(language, base_dir)
     out_dir = OUT / f"{name}_{language}"
     start = time.perf_counter()
-    metrics = add_language.main(["--model_name_or_path", str(base_dir), "--parallel_data", str(DATA / "multi30k"),
+    metrics = add_language.main(["--model_name_or_path", str(base_dir), "--parallel_data", str(parallel_data),
                                  "--output_dir", str(out_dir), "--cache_dir", str(CACHE), "--eval_split", "none",
                                  *[x for kv in args.items() for x in kv]])
     wall = time.perf_counter() - start
@@ -140,6 +146,22 @@ def run_acquirer(argv: list[str]) -> None:
             "train_time_s": metrics["nlt"]["train_time_s"], "wall_s": round(wall, 1),
             "acquirer_bytes": metrics["acquirer_bytes"], "base_model_bytes": metrics["base_model_bytes"],
             "english_bit_identical": english, "args": argv})
+
+
+def with_dictionary_pairs(language: str, base_dir: Path) -> Path:
+    """A parallel-data folder whose `train.{en,xx}` are Multi30K's training lines followed by the
+    FreeDict word pairs of `benchmarks/dictionary_pairs.py` (one word per line on each side)."""
+    from dictionary_pairs import dictionary_pairs, english_word_pieces
+
+    folder = OUT / f"multi30k_with_dictionary_{language}"
+    if not (folder / f"train.{language}").exists():
+        words = dictionary_pairs(language, english_word_pieces(MLAProcessor.from_pretrained(base_dir).tokenizer))
+        folder.mkdir(parents=True, exist_ok=True)
+        for side, column in (("en", 1), (language, 0)):
+            lines = (DATA / "multi30k" / f"train.{side}").read_text(encoding="utf-8").splitlines()
+            lines += [pair[column] for pair in words]
+            (folder / f"train.{side}").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
 
 
 def english_is_bit_identical(model: MLAModel, processor, base_dir: Path) -> bool:
