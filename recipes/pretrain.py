@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import random
 import sys
@@ -24,7 +23,6 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, set_seed
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 from transformers import AutoProcessor, CLIPImageProcessor
 
 import mmml
@@ -37,11 +35,11 @@ from mmml.hub import save_model_card
 from mmml.losses.robust import RobustMatchingLoss
 from mmml.processing import train_multilingual_tokenizer
 from mmml.training import (
+    LoopSettings,
+    TrainingHooks,
     build_optimizer_and_schedule,
-    load_checkpoint,
     parse_args,
-    resolve_resume_path,
-    save_checkpoint,
+    run_training_loop,
     to_json_dict,
 )
 from mmml.training.robust import NoisyCorrespondenceTracker
@@ -313,74 +311,50 @@ def train(args: PretrainArguments, accelerator: Accelerator, model, processor, s
             f"the training set ({len(epoch_aware[0])} pairs) is smaller than one global batch "
             f"({args.per_device_train_batch_size} x {accelerator.num_processes} processes)"
         )
-
-    step, history = 0, []
-    resume_path = resolve_resume_path(args.resume_from_checkpoint, args.output_dir)
-    if resume_path is not None:
-        state = load_checkpoint(accelerator, resume_path)
-        step, history = state["step"], state.get("history", [])
-        if robust is not None and "rcar" in state:
-            robust.load_state_dict(state["rcar"])
-        accelerator.print(f"resumed from {resume_path} at step {step}")
-
-    metrics_log = Path(args.output_dir) / "metrics.jsonl"
-    progress = tqdm(total=args.max_steps, initial=step, disable=not accelerator.is_local_main_process, desc="train")
+    history: list[dict] = []
     start = time.perf_counter()
-    model.train()
-    last_step = min(args.max_steps, args.stop_after_steps or args.max_steps)
-    while step < last_step:
-        epoch, batches_done = divmod(step, steps_per_epoch)
-        for item in epoch_aware:
-            item.set_epoch(epoch)
-        train_loader.set_epoch(epoch)
-        epoch_loader = accelerator.skip_first_batches(train_loader, batches_done) if batches_done else train_loader
-        for batch in epoch_loader:
-            with accelerator.autocast():
-                if robust is not None:
-                    loss = robust.loss(accelerator, model, batch)
-                else:
-                    loss = model(**batch, return_loss=True).loss
-            accelerator.backward(loss)
-            if args.max_grad_norm is not None:
-                accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            progress.update(1)
-            if step % args.log_every_steps == 0 or step == args.max_steps:
-                record = {"step": step, "loss": accelerator.reduce(loss.detach(), "mean").item(),
-                          "lr": scheduler.get_last_lr()[0], "elapsed_s": round(time.perf_counter() - start, 2)}
-                progress.set_postfix(loss=f"{record['loss']:.3f}")
-                accelerator.log(record, step=step)
-                if accelerator.is_main_process:
-                    with metrics_log.open("a", encoding="utf-8") as f:
-                        f.write(json.dumps(record) + "\n")
-            if args.eval_every_steps and step % args.eval_every_steps == 0 and step < args.max_steps:
-                result = evaluate(accelerator, model, evaluator, splits["validation"])
-                model.train()
-                if result is not None:
-                    entry = {"step": step, "elapsed_s": round(time.perf_counter() - start, 2), "validation": result["mean"]}
-                    history.append(entry)
-                    accelerator.print(f"step {step}: validation t2i_r1 {result['mean']['t2i_r1']:.1f} "
-                                      f"i2t_r1 {result['mean']['i2t_r1']:.1f} rsum {result['mean']['rsum']:.1f}")
-                    accelerator.log({f"validation/{k}": v for k, v in result["mean"].items()}, step=step)
-            if robust is not None and step % steps_per_epoch == 0:
-                robust.end_epoch(accelerator, step // steps_per_epoch - 1)
-            stopping_early = step == last_step < args.max_steps
-            if (args.checkpoint_every_steps and step % args.checkpoint_every_steps == 0) or stopping_early:
-                train_state = {"step": step, "history": history}
-                if robust is not None:
-                    train_state["rcar"] = robust.state_dict()
-                save_checkpoint(accelerator, args.output_dir, step, train_state, keep_last=args.keep_checkpoints)
-            if step >= last_step:
-                break
-    progress.close()
-    outcome = {"model": model, "history": history, "train_time_s": time.perf_counter() - start,
-               "finished": step >= args.max_steps}
+
+    def compute_loss(batch: dict) -> torch.Tensor:
+        if robust is not None:
+            return robust.loss(accelerator, model, batch)
+        return model(**batch, return_loss=True).loss
+
+    def after_step(step: int) -> None:
+        if args.eval_every_steps and step % args.eval_every_steps == 0 and step < args.max_steps:
+            result = evaluate(accelerator, model, evaluator, splits["validation"])
+            model.train()
+            if result is not None:
+                history.append({"step": step, "elapsed_s": round(time.perf_counter() - start, 2),
+                                "validation": result["mean"]})
+                accelerator.print(f"step {step}: validation t2i_r1 {result['mean']['t2i_r1']:.1f} "
+                                  f"i2t_r1 {result['mean']['i2t_r1']:.1f} rsum {result['mean']['rsum']:.1f}")
+                accelerator.log({f"validation/{k}": v for k, v in result["mean"].items()}, step=step)
+        if robust is not None and step % steps_per_epoch == 0:
+            robust.end_epoch(accelerator, step // steps_per_epoch - 1)
+
+    def state() -> dict:
+        return {"history": history, **({"rcar": robust.state_dict()} if robust is not None else {})}
+
+    def load_state(saved: dict) -> None:
+        history[:] = saved.get("history", [])
+        if robust is not None and "rcar" in saved:
+            robust.load_state_dict(saved["rcar"])
+
+    settings = LoopSettings(
+        total_steps=args.max_steps, stop_after_steps=args.stop_after_steps, log_every_steps=args.log_every_steps,
+        checkpoint_every_steps=args.checkpoint_every_steps, keep_checkpoints=args.keep_checkpoints,
+        max_grad_norm=args.max_grad_norm,
+    )
+    outcome = run_training_loop(
+        accelerator, model, optimizer, scheduler, train_loader, compute_loss, settings,
+        checkpoint_dir=args.output_dir, log_path=Path(args.output_dir) / "metrics.jsonl", epoch_aware=epoch_aware,
+        resume_from_checkpoint=args.resume_from_checkpoint,
+        hooks=TrainingHooks(after_step=after_step, state=state, load_state=load_state),
+    )
+    result = {"model": model, "history": history, "train_time_s": outcome.train_time_s, "finished": outcome.finished}
     if robust is not None:
-        outcome["rcar_history"] = robust.history
-    return outcome
+        result["rcar_history"] = robust.history
+    return result
 
 
 def main(argv: list[str] | None = None) -> dict | None:

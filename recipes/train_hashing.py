@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +26,6 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, set_seed
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 from transformers import AutoProcessor, CLIPImageProcessor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -40,11 +38,11 @@ from mmml.eval import HashingEvaluator, save_precision_recall_curve  # noqa: E40
 from mmml.modeling import hash_scale_schedule  # noqa: E402
 from mmml.processing import train_multilingual_tokenizer  # noqa: E402
 from mmml.training import (  # noqa: E402
+    LoopSettings,
+    TrainingHooks,
     build_optimizer_and_schedule,
-    load_checkpoint,
     parse_args,
-    resolve_resume_path,
-    save_checkpoint,
+    run_training_loop,
     to_json_dict,
 )
 
@@ -231,49 +229,24 @@ def train(args: HashingArguments, accelerator: Accelerator, model, processor, sp
         model, args.learning_rate, args.weight_decay, args.warmup_steps, args.max_steps
     )
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
-    steps_per_epoch = len(loader)
-    if steps_per_epoch == 0:
+    if len(loader) == 0:
         raise ValueError(f"the training set ({len(pairs)} pairs) is smaller than one batch")
-    step = 0
-    resume_path = resolve_resume_path(args.resume_from_checkpoint, args.output_dir)
-    if resume_path is not None:
-        step = load_checkpoint(accelerator, resume_path)["step"]
-        accelerator.print(f"resumed from {resume_path} at step {step}")
     unwrapped = accelerator.unwrap_model(model)
-    metrics_log = Path(args.output_dir) / "metrics.jsonl"
-    progress = tqdm(total=args.max_steps, initial=step, disable=not accelerator.is_local_main_process, desc="train")
-    start = time.perf_counter()
-    model.train()
-    last_step = min(args.max_steps, args.stop_after_steps or args.max_steps)
-    while step < last_step:
-        epoch, batches_done = divmod(step, steps_per_epoch)
-        pairs.set_epoch(epoch)
-        loader.set_epoch(epoch)
-        epoch_loader = accelerator.skip_first_batches(loader, batches_done) if batches_done else loader
-        for batch in epoch_loader:
-            unwrapped.set_hash_scale(hash_scale_schedule(step, unwrapped.config.hash_scale, args.hash_scale_growth))
-            loss = model(**batch, return_loss=True).loss
-            accelerator.backward(loss)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            progress.update(1)
-            if step % args.log_every_steps == 0 or step == args.max_steps:
-                record = {"step": step, "loss": accelerator.reduce(loss.detach(), "mean").item(),
-                          "hash_scale": unwrapped.image_hash_head.scale,
-                          "elapsed_s": round(time.perf_counter() - start, 2)}
-                progress.set_postfix(loss=f"{record['loss']:.3f}")
-                if accelerator.is_main_process:
-                    with metrics_log.open("a", encoding="utf-8") as f:
-                        f.write(json.dumps(record) + "\n")
-            stopping_early = step == last_step < args.max_steps
-            if (args.checkpoint_every_steps and step % args.checkpoint_every_steps == 0) or stopping_early:
-                save_checkpoint(accelerator, args.output_dir, step, {"step": step}, keep_last=args.keep_checkpoints)
-            if step >= last_step:
-                break
-    progress.close()
-    return {"model": model, "train_time_s": time.perf_counter() - start, "finished": step >= args.max_steps}
+    hooks = TrainingHooks(
+        before_step=lambda step: unwrapped.set_hash_scale(
+            hash_scale_schedule(step, unwrapped.config.hash_scale, args.hash_scale_growth)),
+        log_extras=lambda: {"hash_scale": unwrapped.image_hash_head.scale},
+    )
+    settings = LoopSettings(
+        total_steps=args.max_steps, stop_after_steps=args.stop_after_steps, log_every_steps=args.log_every_steps,
+        checkpoint_every_steps=args.checkpoint_every_steps, keep_checkpoints=args.keep_checkpoints,
+    )
+    outcome = run_training_loop(
+        accelerator, model, optimizer, scheduler, loader, lambda batch: model(**batch, return_loss=True).loss,
+        settings, checkpoint_dir=args.output_dir, log_path=Path(args.output_dir) / "metrics.jsonl",
+        epoch_aware=[pairs], resume_from_checkpoint=args.resume_from_checkpoint, hooks=hooks,
+    )
+    return {"model": model, "train_time_s": outcome.train_time_s, "finished": outcome.finished}
 
 
 def write_json_atomically(path: Path, data: dict) -> None:

@@ -1,10 +1,14 @@
-"""What recipes share: argument parsing, atomic checkpoints, optimizer set-up."""
+"""What recipes share: argument parsing, atomic checkpoints, optimizer set-up, the training loop."""
 
 from .arguments import parse_args, to_json_dict
 from .checkpointing import latest_checkpoint, list_checkpoints, load_checkpoint, resolve_resume_path, save_checkpoint
+from .loop import LoopResult, LoopSettings, TrainingHooks, run_training_loop
 from .optim import build_optimizer_and_schedule, parameter_groups
 
 __all__ = [
+    "LoopResult",
+    "LoopSettings",
+    "TrainingHooks",
     "build_optimizer_and_schedule",
     "latest_checkpoint",
     "list_checkpoints",
@@ -12,6 +16,7 @@ __all__ = [
     "parameter_groups",
     "parse_args",
     "resolve_resume_path",
+    "run_training_loop",
     "save_checkpoint",
     "to_json_dict",
 ]

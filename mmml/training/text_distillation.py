@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from ..data.pairs import LengthGroupedBatchSampler
 from ..losses import ParallelDistillationLoss
 from ..modeling.fingerprint import state_dict_fingerprint
 from ..modeling.text_encoder import TextEncoder
-from .checkpointing import load_checkpoint, resolve_resume_path, save_checkpoint
+from .loop import LoopSettings, run_training_loop
 from .optim import build_optimizer_and_schedule
 
 Tokenize = Callable[[list[str]], dict]
@@ -226,44 +225,20 @@ def train_toward_targets(
         student, settings.learning_rate, settings.weight_decay, min(settings.warmup_steps, total_steps // 2), total_steps
     )
     student, optimizer, loader, scheduler = accelerator.prepare(student, optimizer, loader, scheduler)
-    stage_dir = Path(output_dir) / stage
-    step, history = 0, []
-    resume = resolve_resume_path(settings.resume_from_checkpoint, stage_dir)
-    if resume is not None:
-        state = load_checkpoint(accelerator, resume)
-        step, history = state["step"], state["history"]
-    log_path = Path(output_dir) / f"{stage}_log.jsonl"
-    progress = tqdm(total=total_steps, initial=step, disable=not accelerator.is_local_main_process, desc=stage)
-    start = time.perf_counter()
-    student.train()
-    last_step = min(total_steps, settings.stop_after_steps or total_steps)
-    while step < last_step:
-        epoch, done = divmod(step, len(loader))
-        loader.set_epoch(epoch)
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        for batch in accelerator.skip_first_batches(loader, done) if done else loader:
-            batch_targets = batch.pop("targets")
-            with accelerator.autocast():
-                loss = loss_fn(student(**batch), batch_targets)
-            accelerator.backward(loss)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            progress.update(1)
-            if step % settings.log_every_steps == 0 or step == total_steps:
-                record = {"stage": stage, "step": step, "loss": accelerator.reduce(loss.detach(), "mean").item(),
-                          "lr": scheduler.get_last_lr()[0], "elapsed_s": round(time.perf_counter() - start, 2)}
-                history.append(record)
-                progress.set_postfix(loss=f"{record['loss']:.4f}")
-                if accelerator.is_main_process:
-                    with log_path.open("a", encoding="utf-8") as f:
-                        f.write(json.dumps(record) + "\n")
-            periodic = settings.checkpoint_every_steps and step % settings.checkpoint_every_steps == 0
-            if (periodic and step < total_steps) or step == last_step < total_steps:
-                save_checkpoint(accelerator, stage_dir, step, {"step": step, "history": history})
-            if step >= last_step:
-                break
-    progress.close()
-    return DistillationResult(history, finished=step >= total_steps)
+
+    def compute_loss(batch: dict) -> torch.Tensor:
+        batch_targets = batch.pop("targets")
+        return loss_fn(student(**batch), batch_targets)
+
+    loop_settings = LoopSettings(
+        total_steps=total_steps, stop_after_steps=settings.stop_after_steps,
+        log_every_steps=settings.log_every_steps, checkpoint_every_steps=settings.checkpoint_every_steps,
+        description=stage, log_fields={"stage": stage},
+    )
+    outcome = run_training_loop(
+        accelerator, student, optimizer, scheduler, loader, compute_loss, loop_settings,
+        checkpoint_dir=Path(output_dir) / stage, log_path=Path(output_dir) / f"{stage}_log.jsonl",
+        epoch_aware=[sampler] if sampler is not None else [],
+        resume_from_checkpoint=settings.resume_from_checkpoint,
+    )
+    return DistillationResult(outcome.records, finished=outcome.finished)
