@@ -37,7 +37,7 @@ from mmml.modeling.embedding_transfer import transfer_embeddings
 from mmml.modeling.text_encoder import TextEncoder
 from mmml.models.mla import MLAModel, MLAProcessor
 from mmml.processing import train_multilingual_tokenizer
-from mmml.training import parse_args, to_json_dict
+from mmml.training import parse_args, to_json_dict, warn_if_cpu_threads_idle
 from mmml.training.text_distillation import (
     TextDistillationArguments,
     cached_tensor,
@@ -190,6 +190,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(AddLanguageArguments, sys.argv[1:] if argv is None else argv)
     accelerator = Accelerator(cpu=args.cpu if args.cpu is not None else not torch.accelerator.is_available())
     logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING)
+    warn_if_cpu_threads_idle(accelerator)
     os.makedirs(args.output_dir, exist_ok=True)
     set_seed(args.seed)
     model, processor = load_base(args.model_name_or_path)

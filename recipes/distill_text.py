@@ -33,7 +33,7 @@ import mmml  # noqa: F401  (registers mmml models with AutoModel)
 from mmml.data import load_manifest
 from mmml.eval import RetrievalEvaluator, bitext_accuracy
 from mmml.modeling.text_encoder import TextEncoder
-from mmml.training import parse_args, to_json_dict
+from mmml.training import parse_args, to_json_dict, warn_if_cpu_threads_idle
 from mmml.training.text_distillation import (
     TextDistillationArguments,
     cached_tensor,
@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(DistillTextArguments, sys.argv[1:] if argv is None else argv)
     accelerator = Accelerator(cpu=args.cpu if args.cpu is not None else not torch.accelerator.is_available())
     logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING)
+    warn_if_cpu_threads_idle(accelerator)
     os.makedirs(args.output_dir, exist_ok=True)
     set_seed(args.seed)
 

@@ -41,6 +41,7 @@ from mmml.training import (
     parse_args,
     run_training_loop,
     to_json_dict,
+    warn_if_cpu_threads_idle,
 )
 from mmml.training.robust import NoisyCorrespondenceTracker
 
@@ -407,14 +408,6 @@ def main(argv: list[str] | None = None) -> dict | None:
         accelerator.print(f"saved model and processor to {final_dir.resolve()}")
     accelerator.end_training()
     return summary
-
-
-def warn_if_cpu_threads_idle(accelerator: Accelerator) -> None:
-    """A single CPU process that leaves cores idle: `accelerate launch` sets OMP_NUM_THREADS=1 unless told otherwise."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if accelerator.device.type == "cpu" and accelerator.num_processes == 1 and torch.get_num_threads() < cores:
-        logger.warning("training on %d of %d CPU threads; `accelerate launch --num_cpu_threads_per_process %d` "
-                       "(or OMP_NUM_THREADS=%d) uses them all", torch.get_num_threads(), cores, cores, cores)
 
 
 def print_report(test: dict) -> None:

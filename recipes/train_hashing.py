@@ -44,6 +44,7 @@ from mmml.training import (  # noqa: E402
     parse_args,
     run_training_loop,
     to_json_dict,
+    warn_if_cpu_threads_idle,
 )
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "hashing_tiny.yaml"
@@ -264,6 +265,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     )
     logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING,
                         format="%(asctime)s %(name)s: %(message)s")
+    warn_if_cpu_threads_idle(accelerator)
     os.makedirs(args.output_dir, exist_ok=True)
     set_seed(args.seed)
     splits = load_hashing_splits(args)

@@ -119,11 +119,15 @@ def test_tokenizer_trains_on_a_seeded_sample_of_the_captions(recipe, tmp_path, m
     assert len(corpora[0]) == 50 and corpora[0] == corpora[1]
 
 
-def test_a_single_cpu_process_on_one_thread_of_several_warns(recipe, monkeypatch, caplog):
-    monkeypatch.setattr(recipe.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    monkeypatch.setattr(recipe.torch, "get_num_threads", lambda: 1)
+def test_a_single_cpu_process_on_one_thread_of_several_warns(monkeypatch, caplog):
+    from accelerate import Accelerator
+
+    from mmml.training import cpu_threads
+
+    monkeypatch.setattr(cpu_threads.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(cpu_threads.torch, "get_num_threads", lambda: 1)
     with caplog.at_level("WARNING"):
-        recipe.warn_if_cpu_threads_idle(recipe.Accelerator(cpu=True))
+        cpu_threads.warn_if_cpu_threads_idle(Accelerator(cpu=True))
     assert "1 of 4 CPU threads" in caplog.text and "--num_cpu_threads_per_process 4" in caplog.text
 
 

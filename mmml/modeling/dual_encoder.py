@@ -159,21 +159,16 @@ class DualEncoderModel(RemoteCodeMixin, CheckedLoadingMixin, PreTrainedModel):
         positions = torch.arange(1, mask.shape[1] + 1, device=mask.device)
         extents = (mask.ne(0) * positions).amax(dim=1)  # one past each row's last real token
         order = torch.argsort(extents, stable=True)
-        last_hidden_state = pooled = None
+        states, pooled = [], []
         for rows in order.tensor_split(min(self.config.text_length_buckets, len(order))):
-            if len(rows) == 0:
-                continue
             width = max(int(extents[rows].max()), 1)
             chunk = {name: None if value is None else value[rows, :width] for name, value in text_inputs.items()}
             outputs = self.run_text_tower(**chunk)
-            chunk_states = token_states(outputs) * chunk["attention_mask"].unsqueeze(-1).to(outputs.last_hidden_state.dtype)
-            chunk_pooled = pool_tower_output(outputs, self.config.text_pooling, chunk["attention_mask"])
-            if last_hidden_state is None:
-                last_hidden_state = chunk_states.new_zeros(mask.shape[0], mask.shape[1], chunk_states.shape[-1])
-                pooled = chunk_pooled.new_empty(mask.shape[0], chunk_pooled.shape[-1])
-            last_hidden_state = last_hidden_state.index_put((rows,), F.pad(chunk_states, (0, 0, 0, mask.shape[1] - width)))
-            pooled = pooled.index_put((rows,), chunk_pooled)
-        return last_hidden_state, pooled
+            chunk_mask = chunk["attention_mask"].unsqueeze(-1).to(outputs.last_hidden_state.dtype)
+            states.append(F.pad(token_states(outputs) * chunk_mask, (0, 0, 0, mask.shape[1] - width)))
+            pooled.append(pool_tower_output(outputs, self.config.text_pooling, chunk["attention_mask"]))
+        original_order = torch.argsort(order)
+        return torch.cat(states)[original_order], torch.cat(pooled)[original_order]
 
     def get_image_features(self, pixel_values: torch.Tensor, **kwargs) -> BaseModelOutputWithPooling:
         """Vision tower output whose `pooler_output` is the projected (not normalised) image embedding."""

@@ -1,6 +1,7 @@
 """What recipes share: argument parsing, atomic checkpoints, optimizer set-up, the training loop."""
 
 from .arguments import parse_args, to_json_dict
+from .cpu_threads import warn_if_cpu_threads_idle
 from .checkpointing import latest_checkpoint, list_checkpoints, load_checkpoint, resolve_resume_path, save_checkpoint
 from .loop import LoopResult, LoopSettings, TrainingHooks, run_training_loop
 from .optim import build_optimizer_and_schedule, parameter_groups
@@ -19,4 +20,5 @@ __all__ = [
     "run_training_loop",
     "save_checkpoint",
     "to_json_dict",
+    "warn_if_cpu_threads_idle",
 ]

@@ -48,7 +48,7 @@ class CrossModalHashingModel(DualEncoderModel):
 
     config_class = CrossModalHashingConfig
     base_model_prefix = "cross_modal_hashing"
-    supports_text_length_buckets = False  # per-sample routing / fusion needs the whole batch
+    supports_text_length_buckets = False  # its TF-IDF / fusion text paths ignore length buckets
 
     def build_extra_modules(self) -> None:
         self.fusion = None

@@ -57,7 +57,7 @@ class MLAModel(DualEncoderModel):
 
     config_class = MLAConfig
     base_model_prefix = "mla"
-    supports_text_length_buckets = False  # per-sample routing / fusion needs the whole batch
+    supports_text_length_buckets = False  # per-sample adapter routing needs the whole batch
 
     def __init__(self, config: MLAConfig, vision_model=None, text_model=None):
         super().__init__(config, vision_model=vision_model, text_model=text_model)

@@ -72,7 +72,7 @@ class VSEModel(DualEncoderModel):
 
     config_class = VSEConfig
     base_model_prefix = "vse"
-    supports_text_length_buckets = False  # per-sample routing / fusion needs the whole batch
+    supports_text_length_buckets = False  # its own text path ignores length buckets
 
     def __init__(self, config: VSEConfig, vision_model=None, text_model=None):
         super().__init__(config, vision_model=vision_model, text_model=text_model)
