@@ -37,7 +37,8 @@ from mmml.data import SceneConfig, build_scene_dataset
 from mmml.data.scenes.dataset import caption_scene
 from mmml.data.scenes.sampling import CAPTION_STREAM, sample_scenes, stream_rng
 from mmml.index import BinaryIndex, DenseIndex
-from mmml.modeling import encode_images, encode_texts, pack_codes
+from mmml.eval.encoding import encode_images, encode_texts
+from mmml.modeling import pack_codes
 
 
 def scene_captions(n: int, seed: int) -> list[str]:

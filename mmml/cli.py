@@ -43,8 +43,9 @@ def _manifest_items(manifest: str, modality: str, language: str) -> tuple[list, 
 def build_index(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from .eval.encoding import encode_images, encode_texts
     from .index import BinaryIndex, DenseIndex
-    from .modeling import encode_images, encode_texts, pack_codes
+    from .modeling import pack_codes
 
     model, processor = _load_model_and_processor(args.model)
     items, shown = _manifest_items(args.manifest, args.modality, args.language)
@@ -67,8 +68,8 @@ def build_index(args: argparse.Namespace) -> int:
 
 
 def search_index(args: argparse.Namespace) -> int:
+    from .eval.encoding import encode_images, encode_texts
     from .index import BinaryIndex, load_index
-    from .modeling import encode_images, encode_texts
 
     index = load_index(args.index)
     model_path = index.metadata.get("model")

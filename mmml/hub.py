@@ -7,6 +7,8 @@ from pathlib import Path
 
 from transformers import PreTrainedModel
 
+from .utils.hub_files import local_folder  # noqa: F401  (public here since the start)
+
 _CARD_DIRS = (Path(__file__).resolve().parent / "model_cards", Path(__file__).resolve().parents[1] / "model_cards")
 _METRIC_COLUMNS = ("t2i_r1", "t2i_r5", "t2i_r10", "i2t_r1", "i2t_r5", "i2t_r10", "rsum")
 
@@ -55,22 +57,3 @@ def save_model_card(model: PreTrainedModel, folder: str | os.PathLike, repo_id: 
     path = Path(folder) / "README.md"
     path.write_text(render_model_card(model, repo_id, metrics), encoding="utf-8")
     return path
-
-
-def local_folder(path_or_repo_id: str | os.PathLike, subfolder: str = "", **hub_kwargs) -> Path:
-    """A local folder holding `subfolder` of a local path or a Hub repo (downloaded / from cache).
-
-    `hub_kwargs` (`revision`, `token`, `cache_dir`, ...) go to `huggingface_hub.snapshot_download`.
-    """
-    local = Path(path_or_repo_id) / subfolder
-    if Path(path_or_repo_id).is_dir():
-        if not local.is_dir():
-            raise FileNotFoundError(f"{path_or_repo_id} has no folder {subfolder!r}")
-        return local
-    from huggingface_hub import snapshot_download
-
-    patterns = [f"{subfolder.strip('/')}/*"] if subfolder else None  # fnmatch: "*" spans "/" too
-    root = snapshot_download(str(path_or_repo_id), allow_patterns=patterns, **hub_kwargs)
-    if not (Path(root) / subfolder).is_dir():
-        raise FileNotFoundError(f"Hub repo {path_or_repo_id} has no folder {subfolder!r}")
-    return Path(root) / subfolder

@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import CORPUS, tiny_text_config, tiny_vision_config
 
-import mmml
+import mmml  # noqa: F401  (registers the Auto classes)
 from mmml.models.mla import AcquirerMismatchError, MLAConfig, MLAModel, MLAProcessor, UnknownLanguageError
 from mmml.modeling.embedding_transfer import transfer_embeddings
 from mmml.processing import train_multilingual_tokenizer
@@ -184,10 +184,12 @@ def test_language_embeddings_and_tokenizer_round_trip(tmp_path, tiny_processor):
 
 
 def test_mla_is_registered_with_auto_classes():
-    from transformers import AutoConfig
+    from transformers import AutoConfig, AutoModel
 
     assert isinstance(AutoConfig.for_model("mla"), MLAConfig)
-    assert mmml.MLAModel is MLAModel
+    config = MLAConfig(text_config=tiny_text_config(), vision_config=tiny_vision_config(), projection_dim=16)
+    model = AutoModel.from_config(config)
+    assert type(model) is MLAModel and model.languages == [] and model.config.base_language == "en"
 
 
 def test_push_language_to_hub_uploads_the_acquirer_alone(tmp_path, monkeypatch):
@@ -248,4 +250,5 @@ def test_acquirer_pulls_by_repo_id_through_a_real_hub_server(tmp_path):
         result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
     pulled = torch.tensor(json.loads(result.stdout.split("RESULT ", 1)[1]))
+    # Exact: same inputs and kernels, and from_pretrained leaves weights aligned like constructed ones.
     torch.testing.assert_close(pulled, expected, rtol=0, atol=0)

@@ -70,7 +70,10 @@ def test_add_language_trains_an_acquirer_that_loads_alone(tmp_path, scene_data, 
     first, last = sum(r["loss"] for r in log[:4]) / 4, sum(r["loss"] for r in log[-4:]) / 4
     assert last < 0.8 * first, (first, last)
     assert set(metrics["nlt"]["eval"]) == {"source_to_target_acc1", "target_to_source_acc1"}
-    assert 0.0 <= metrics["le"]["test"]["t2i_r1"] <= 100.0 and metrics["le"]["test"]["num_images"] == 48
+    # de<->en bitext retrieval on the 8 validation pairs (chance 1/8): acc@1 0.5 both ways (seeds 1-3: 0.5-0.625).
+    assert min(metrics["nlt"]["eval"].values()) >= 0.25, metrics["nlt"]["eval"]
+    # Image retrieval goes through the untrained base, so it stays at chance (t2i R@1 2.1% = 1/48): no level.
+    assert metrics["le"]["test"]["num_images"] == 48 and metrics["le"]["test"]["num_texts"] == 48
     assert json.loads((out / "metrics.json").read_text())["acquirer_bytes"] == metrics["acquirer_bytes"]
     assert metrics["acquirer_bytes"] < metrics["base_model_bytes"]
     assert (out / "acquirer" / "tokenizer").is_dir() and (out / "acquirer" / "language_embeddings.safetensors").exists()

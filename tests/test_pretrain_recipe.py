@@ -110,12 +110,16 @@ def test_invalid_arguments_name_the_field(recipe, tmp_path, field, value):
 
 
 def test_tokenizer_trains_on_a_seeded_sample_of_the_captions(recipe, tmp_path, monkeypatch):
+    from mmml.training import recipe_setup
+
     corpora = []
-    real_train = recipe.train_multilingual_tokenizer
-    monkeypatch.setattr(recipe, "train_multilingual_tokenizer", lambda corpus, *a: corpora.append(corpus) or real_train(corpus, *a))
+    real_train = recipe_setup.train_multilingual_tokenizer
+    monkeypatch.setattr(recipe_setup, "train_multilingual_tokenizer",
+                        lambda corpus, *a: corpora.append(corpus) or real_train(corpus, *a))
     for run in ("a", "b"):
         args = recipe.parse_args(recipe.PretrainArguments, tiny_args(tmp_path / run, tokenizer_training_texts=50))
-        recipe.build_processor(args, recipe.Accelerator(cpu=True), recipe.load_splits(args)["train"])
+        recipe.build_processor(args, recipe.Accelerator(cpu=True), recipe.load_splits(args)["train"],
+                               recipe.build_model_config(args))
     assert len(corpora[0]) == 50 and corpora[0] == corpora[1]
 
 
@@ -145,5 +149,6 @@ def test_two_processes_under_accelerate_launch(tmp_path):
     # Rank 1 wrote its own RNG state: the processes really formed one group (an Accelerator not told to
     # use the CPU on a machine without GPUs silently runs two independent single-process jobs).
     assert (tmp_path / "checkpoints" / "step_3" / "random_states_1.pkl").exists()
-    assert AutoModel.from_pretrained(tmp_path / "final") is not None
+    model = AutoModel.from_pretrained(tmp_path / "final")
+    assert type(model).__name__ == "MCLIPModel" and model.config.text_length_buckets == 2  # TINY_MCLIP, saved once
 

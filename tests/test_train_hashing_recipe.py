@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import sys
 
 import pytest
@@ -39,9 +40,19 @@ def test_cmhr_drn_run_writes_metrics_curve_and_model(tmp_path):
     assert set(test["hash"]) == {"i2t_map", "t2i_map", "i2t_p_r2", "t2i_p_r2"}
     assert set(test["dense"]) == {"i2t_map", "t2i_map"} and test["hash_bits"] == 16
     assert test["num_images"] == 24 and test["num_texts"] == 24
-    assert all(0 <= v <= 1 for v in (*test["hash"].values(), *test["dense"].values()))
+    # 4 steps do not beat chance (hash mAP I->T 0.207, T->I 0.212 against random codes' 0.233, 0.232; still
+    # about chance after 150 steps on 512 scenes), so no level is asserted; the ranking is one of 16-bit codes.
+    curve = test["pr_curve"]["i2t"]
+    assert curve["radius"][-1] <= 16 and curve["recall"][-1] == pytest.approx(1.0)
+    assert set(test["chance"]) == set(test["hash"])
     assert json.loads((tmp_path / "metrics.json").read_text())["test"]["hash"] == test["hash"]
-    assert [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [2, 4]
+    log = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [record["step"] for record in log] == [2, 4]
+    for record in log:  # CMHR-DRN's objective: its named terms, finite, make up the trained loss
+        terms = {name: value for name, value in record.items() if name.startswith("loss/")}
+        assert {"loss/contrastive", "loss/hash_similarity", "loss/hash_quantization", "loss/hash_balance"} <= set(terms)
+        assert all(math.isfinite(v) and v >= 0 for v in terms.values()), record
+        assert record["loss"] == pytest.approx(sum(terms.values()), rel=1e-5), record
     with Image.open(tmp_path / "pr_curve.png") as image:
         assert image.format == "PNG"
     model = AutoModel.from_pretrained(tmp_path / "final")
@@ -52,4 +63,4 @@ def test_cmhr_drn_run_writes_metrics_curve_and_model(tmp_path):
 def test_unknown_preset_is_refused():
     recipe = load_recipe()
     with pytest.raises(ValueError, match="preset must be one of"):
-        recipe.HashingArguments(preset="dcmh")
+        recipe.TrainHashingArguments(preset="dcmh")

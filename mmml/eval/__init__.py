@@ -1,6 +1,7 @@
 """Retrieval evaluation: metrics with a pessimistic tie rule, chunked ranking, model evaluator, hashing mAP."""
 
 from mmml.eval.bitext import bitext_accuracy
+from mmml.eval.encoding import EncodedItems, encode_images, encode_texts
 from mmml.eval.evaluator import RetrievalEvaluator
 from mmml.eval.hashing_evaluator import HashingEvaluator
 from mmml.eval.hashing import (
@@ -24,6 +25,9 @@ from mmml.eval.retrieval import (
 )
 
 __all__ = [
+    "EncodedItems",
+    "encode_images",
+    "encode_texts",
     "DEFAULT_CHUNK_SIZE",
     "RETRIEVAL_METRIC_KEYS",
     "HashingEvaluator",

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmml.modeling.encoding import encode_images, encode_texts
+from mmml.eval.encoding import encode_images, encode_texts
 from mmml.eval.hashing import (
     dense_map,
     hamming_distances,

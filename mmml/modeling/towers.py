@@ -10,8 +10,8 @@ from transformers import AutoConfig, AutoModel, PreTrainedConfig, PreTrainedMode
 logger = logging.getLogger(__name__)
 
 # Composite checkpoints whose towers live in sub-configs: loading one as a "vision" tower takes its
-# vision part, as a "text" tower its text part.
-_COMPOSITE_TOWER_KEYS = {"vision": "vision_config", "text": "text_config"}
+# vision part, as a "text" tower its text part (or name the sub-config key itself, e.g. "audio_config").
+_COMPOSITE_TOWER_KEYS = {"vision": "vision_config", "text": "text_config", "audio": "audio_config"}
 
 
 def tower_hidden_size(config: PreTrainedConfig) -> int | None:
@@ -40,12 +40,12 @@ def build_tower(config: PreTrainedConfig, uses_backbone_pooler: bool) -> PreTrai
 
 
 def load_tower(path: str, modality: str, uses_backbone_pooler: bool, **kwargs) -> PreTrainedModel:
-    """Load a pretrained backbone for `modality` ("vision" or "text") from a folder or Hub id.
+    """Load a pretrained backbone for `modality` ("vision", "text", "audio" or a config key) from a folder or Hub id.
 
     A composite checkpoint (e.g. a `CLIPModel`) contributes only its tower for that modality.
     """
     config = AutoConfig.from_pretrained(path, **{k: v for k, v in kwargs.items() if k in ("revision", "token")})
-    sub_key = _COMPOSITE_TOWER_KEYS[modality]
+    sub_key = _COMPOSITE_TOWER_KEYS.get(modality, modality)
     if hasattr(config, sub_key) and getattr(config, sub_key) is not None and not _is_tower_config(config):
         tower_config = getattr(config, sub_key)
         model_class = AutoModel._model_mapping[type(tower_config)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import types
@@ -82,6 +83,17 @@ def parse_args(cls: type[T], argv: Sequence[str] | None = None, default_config: 
         if unknown:
             raise ValueError(f"{config_path}: unknown fields {unknown}; valid fields: {sorted(types_by_field)}")
         values.update(loaded)
+    for key, raw in list(overrides.items()):
+        if "." in key:  # --model_config.hash_bits 32: one entry of a dict field (nested: a.b.c)
+            field_name, *path = key.split(".")
+            annotation = types_by_field.get(field_name)
+            if annotation is not dict and typing.get_origin(annotation) is not dict:
+                raise ValueError(f"--{key}: {field_name!r} is not a dict field of {cls.__name__}")
+            target = values[field_name] = copy.deepcopy(values.get(field_name) or {})
+            for part in path[:-1]:
+                target = target.setdefault(part, {})
+            target[path[-1]] = yaml.safe_load(raw)
+            del overrides[key]
     for key, raw in overrides.items():
         if key not in types_by_field:
             raise ValueError(f"unknown argument --{key}; valid: {', '.join('--' + k for k in sorted(types_by_field))}")

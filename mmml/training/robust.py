@@ -16,7 +16,9 @@ diverged.
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,7 @@ import torch.distributed as dist
 from mmml.eval.auc import roc_auc
 from mmml.losses.beta_mixture import DegenerateLossesError, clean_probability
 from mmml.losses.distributed import get_rank_and_world_size
+from mmml.losses.robust import RobustMatchingLoss
 
 logger = logging.getLogger(__name__)
 
@@ -155,3 +158,52 @@ class NoisyCorrespondenceTracker:
         self.fitted = bool(state["fitted"])
         self._ids = [torch.tensor(state["ids"], dtype=torch.long)] if state["ids"] else []
         self._losses = [torch.tensor(state["losses"], dtype=torch.float64)] if state["losses"] else []
+
+
+class RobustTraining:
+    """RCAR around any mmml model: its matching terms are replaced by `RobustMatchingLoss` on the same
+    embeddings, weighted per pair by the clean probabilities the tracker fits each epoch; the model's
+    other loss terms (auxiliary objectives, hashing) are kept as they are.
+
+    `loss(model, batch)` returns `(loss, terms)` for the training loop; `end_epoch` refits the split.
+    """
+
+    def __init__(self, args, num_samples: int, noise_mask, output_dir: str | Path):
+        self.tracker = NoisyCorrespondenceTracker(num_samples, args.rcar_warmup_epochs, noise_mask,
+                                                  args.rcar_min_separation)
+        self.loss_fn = RobustMatchingLoss(args.rcar_contrastive_weight, args.rcar_triplet_weight, args.rcar_margin)
+        # Until the first usable split, InfoNCE alone: VSE++'s hardest negatives from a random start
+        # collapsed the embedding to a constant at 50% noise (BENCHMARKS.md).
+        self.warmup_loss_fn = RobustMatchingLoss(args.rcar_contrastive_weight or 1.0, 0.0)
+        self.log_path = Path(output_dir) / "rcar.jsonl"
+        self.history: list[dict] = []
+
+    def loss(self, accelerator, model, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        sample_ids = batch.pop("sample_ids")
+        out = model(**batch, return_loss=True)
+        unwrapped = accelerator.unwrap_model(model)
+        clean_prob = self.tracker.clean_prob_for(sample_ids)
+        loss_fn = self.loss_fn if clean_prob is not None else self.warmup_loss_fn
+        robust = loss_fn(out.image_embeds, out.text_embeds, unwrapped.scaled_logit_scale(), clean_prob)
+        self.tracker.record(sample_ids, robust.per_sample_loss)
+        terms = {name: value for name, value in (out.loss_terms or {}).items() if name not in unwrapped.matching_terms}
+        terms["rcar"] = robust.loss
+        return torch.stack(list(terms.values())).sum(), terms
+
+    def end_epoch(self, accelerator, epoch: int) -> dict:
+        stats = self.tracker.end_epoch(epoch, accelerator.device)
+        if accelerator.is_main_process:
+            with self.log_path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(stats) + "\n")
+            auc = stats.get("clean_prob_auc")
+            accelerator.print(f"rcar epoch {epoch}: {stats['status']}"
+                              + (f", clean-probability AUC {auc:.3f}" if auc is not None else ""))
+        self.history.append(stats)
+        return stats
+
+    def state_dict(self) -> dict:
+        return {"tracker": self.tracker.state_dict(), "history": self.history}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.tracker.load_state_dict(state["tracker"])
+        self.history = list(state["history"])

@@ -8,7 +8,7 @@ from typing import Any
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from ...modeling.configuration_dual_encoder import DualEncoderConfig
+from ...modeling.configuration_multi_encoder import MultiEncoderConfig
 
 # Architecture of each preset; sizes come from the towers' defaults unless overridden.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -42,10 +42,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class CrossModalHashingConfig(DualEncoderConfig):
+class CrossModalHashingConfig(MultiEncoderConfig):
     """Config of `CrossModalHashingModel`: a dual encoder with hash heads, optional token fusion.
 
-    Besides the `DualEncoderConfig` fields (towers, `projection_dim`, pooling, `hash_bits` - 64 by
+    Besides the `MultiEncoderConfig` fields (towers, `projection_dim`, pooling, `hash_bits` - 64 by
     default here - `hash_scale` and the hashing loss weights):
 
     Args:
@@ -63,7 +63,7 @@ class CrossModalHashingConfig(DualEncoderConfig):
 
     model_type = "cross_modal_hashing"
     sub_configs_defaults = {
-        **DualEncoderConfig.sub_configs_defaults,
+        **MultiEncoderConfig.sub_configs_defaults,
         "token_fusion_config": SubConfigSpec(config_class=AutoConfig, model_type="bert", optional=True),
     }
 

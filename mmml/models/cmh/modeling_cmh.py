@@ -7,8 +7,7 @@ from torch import nn
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from ...modeling.dual_encoder import DualEncoderModel
-from ...modeling.outputs import DualEncoderOutput
+from ...modeling.multi_encoder import MultiEncoderModel
 from ...modeling.pooling import token_states
 from ...modeling.towers import build_tower, tower_hidden_size
 from .configuration_cmh import CrossModalHashingConfig
@@ -28,7 +27,7 @@ class TokenRefiner(nn.Module):
         return self.LayerNorm(self.dense(tokens))
 
 
-class CrossModalHashingModel(DualEncoderModel):
+class CrossModalHashingModel(MultiEncoderModel):
     """Image and text towers, projections and hash heads mapping both modalities to binary codes.
 
     One family, three presets (`CrossModalHashingConfig.from_preset`):
@@ -41,7 +40,7 @@ class CrossModalHashingModel(DualEncoderModel):
     * `cmhr-drn`: a ResNet image tower and fully connected layers over TF-IDF text features (the
       processor's `text_features`).
 
-    `forward` returns a `DualEncoderOutput` with `image_hash` / `text_hash`; with `return_loss=True`
+    `forward` returns a `MultiEncoderOutput` with `image_hash` / `text_hash`; with `return_loss=True`
     the loss is `mmml.losses.HashingLoss` (similarity from `labels` when given, else pair identity)
     plus `contrastive_weight` times the CLIP loss.
     """
@@ -49,6 +48,9 @@ class CrossModalHashingModel(DualEncoderModel):
     config_class = CrossModalHashingConfig
     base_model_prefix = "cross_modal_hashing"
     supports_text_length_buckets = False  # its TF-IDF / fusion text paths ignore length buckets
+    # CMHR-DRN's text tower reads TF-IDF rows (`text_features`) from the processor instead of token ids.
+    extra_modality_inputs = {"text": ("text_features",)}
+    alternative_main_inputs = {"text": ("inputs_embeds", "text_features")}
 
     def build_extra_modules(self) -> None:
         self.fusion = None
@@ -145,29 +147,3 @@ class CrossModalHashingModel(DualEncoderModel):
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
-
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        pixel_values: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        text_features: torch.Tensor | None = None,
-        return_loss: bool = False,
-        labels: torch.Tensor | None = None,
-        **kwargs,
-    ) -> DualEncoderOutput:
-        """Encode both modalities; `DualEncoderOutput` with `image_hash` / `text_hash` (and `loss`)."""
-        if pixel_values is None:
-            raise ValueError("pixel_values are required")
-        vision_outputs = self.get_image_features(pixel_values=pixel_values, **kwargs)
-        text_outputs = self.get_text_features(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            text_features=text_features,
-            **kwargs,
-        )
-        return self.output_from_features(vision_outputs, text_outputs, return_loss, labels)

@@ -7,32 +7,58 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import BatchFeature, ProcessorMixin
 
-from ...modeling.remote_code import RemoteCodeProcessorMixin
+from ...processing.multimodal import MultimodalProcessor
 from ...processing.tfidf import TfidfFeaturizer
 
+# The `model_type` of the TF-IDF text tower: a model config whose text tower is this needs fitted TF-IDF features.
+TFIDF_TEXT_MODEL_TYPE = "tfidf_encoder"
 
-class CrossModalHashingProcessor(RemoteCodeProcessorMixin, ProcessorMixin):
+
+class CrossModalHashingProcessor(MultimodalProcessor):
     """`processor(text=..., images=..., return_tensors="pt")` for `CrossModalHashingModel`.
 
     Without `tfidf` it tokenizes like `MCLIPProcessor` (`input_ids`, `attention_mask`). With a
     fitted `TfidfFeaturizer` (CMHR-DRN) texts become `text_features`, TF-IDF rows over the
     tokenizer's tokens. The featurizer is saved in `processor_config.json`, so
     `AutoProcessor.from_pretrained` restores it. Build one for a new corpus with
-    `with_tfidf_fitted_on(texts, max_features=...)`.
+    `with_tfidf_fitted_on(texts, max_features=...)`, or generically with
+    `adapted_to_corpus(texts, model_config, max_features=...)`.
     """
 
     def __init__(self, image_processor=None, tokenizer=None, tfidf: TfidfFeaturizer | dict | None = None, **kwargs):
-        super().__init__(image_processor, tokenizer, **kwargs)
+        super().__init__(image_processor=image_processor, tokenizer=tokenizer, **kwargs)
         self.tfidf = TfidfFeaturizer.from_dict(tfidf) if isinstance(tfidf, dict) else tfidf
+        if self.tfidf is not None and self.tokenizer is None:
+            raise ValueError("a TF-IDF featurizer counts the tokenizer's tokens: pass a tokenizer too")
         self._tfidf_column_of_id: np.ndarray | None = None
+
+    @property
+    def model_input_names(self) -> list[str]:
+        names = super().model_input_names
+        if self.tfidf is None:
+            return names
+        text_names = set(self.tokenizer.model_input_names)
+        return [name for name in names if name not in text_names] + ["text_features"]
+
+    def adapted_to_corpus(self, texts: Sequence[str], model_config=None, max_features: int | None = None,
+                          min_df: int = 1, **kwargs) -> "CrossModalHashingProcessor":
+        """With a TF-IDF text tower (`model_config.text_config.model_type == "tfidf_encoder"`): a copy
+        fitted on `texts` (`with_tfidf_fitted_on`); otherwise this processor."""
+        text_config = getattr(model_config, "text_config", None)
+        if isinstance(text_config, dict):
+            model_type = text_config.get("model_type")
+        else:
+            model_type = getattr(text_config, "model_type", None)
+        if model_type == TFIDF_TEXT_MODEL_TYPE:
+            return self.with_tfidf_fitted_on(texts, max_features=max_features, min_df=min_df)
+        return self
 
     def with_tfidf_fitted_on(self, texts: Sequence[str], max_features: int | None = None,
                              min_df: int = 1) -> "CrossModalHashingProcessor":
         """A copy of this processor with a TF-IDF featurizer fitted on `texts` (the training corpus)."""
         tfidf = TfidfFeaturizer.fit(self.text_tokens(texts), max_features, min_df)
-        return type(self)(self.image_processor, self.tokenizer, tfidf)
+        return type(self)(image_processor=self.image_processor, tokenizer=self.tokenizer, tfidf=tfidf)
 
     def text_tokens(self, texts: Sequence[str]) -> list[list[str]]:
         """The tokens TF-IDF counts: the tokenizer's pieces of each text (characters it lacks are `unk`)."""
@@ -64,19 +90,8 @@ class CrossModalHashingProcessor(RemoteCodeProcessorMixin, ProcessorMixin):
         np.add.at(counts, (rows[known], columns[known]), 1.0)
         return self.tfidf.weight_counts(torch.from_numpy(counts))
 
-    def __call__(self, images=None, text=None, **kwargs):
+    def _encode_text(self, text, **kwargs) -> dict[str, Any]:
         if self.tfidf is None:
-            if text is not None:
-                kwargs.setdefault("padding", True)
-                kwargs.setdefault("truncation", True)
-            return super().__call__(images=images, text=text, **kwargs)
-        if images is None and text is None:
-            raise ValueError("pass `images`, `text` or both")
-        return_tensors = kwargs.get("return_tensors")
-        data = {}
-        if images is not None:
-            data.update(self.image_processor(images=images, return_tensors=return_tensors))
-        if text is not None:
-            texts = [text] if isinstance(text, str) else list(text)
-            data["text_features"] = self.text_features(texts)
-        return BatchFeature(data, tensor_type=return_tensors)
+            return super()._encode_text(text, **kwargs)
+        texts = [text] if isinstance(text, str) else list(text)
+        return {"text_features": self.text_features(texts)}

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from ...modeling.configuration_dual_encoder import DualEncoderConfig
+from ...modeling.configuration_multi_encoder import MultiEncoderConfig
 
 
-class MCLIPConfig(DualEncoderConfig):
+class MCLIPConfig(MultiEncoderConfig):
     """Configuration of a multilingual CLIP: any vision tower plus any (multilingual) text tower.
 
-    All fields are those of `mmml.modeling.DualEncoderConfig`: `vision_config`, `text_config`
+    All fields are those of `mmml.modeling.MultiEncoderConfig`: `vision_config`, `text_config`
     (any transformers encoder configs), `projection_dim`, `text_pooling` / `vision_pooling`
     ("pooler", "cls", "mean"), `logit_scale_init_value` and `logit_scale_max`.
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from transformers import CLIPModel
 
-from ...modeling.dual_encoder import DualEncoderModel
+from ...modeling.multi_encoder import MultiEncoderModel
 from .configuration_mclip import MCLIPConfig
 
 
-class MCLIPModel(DualEncoderModel):
+class MCLIPModel(MultiEncoderModel):
     """Multilingual CLIP (Carlsson et al.): a vision tower and a multilingual text tower in one space.
 
     Works like transformers' `CLIPModel`: `get_text_features` / `get_image_features` return a

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-from transformers import ProcessorMixin
-
-from ...modeling.remote_code import RemoteCodeProcessorMixin
+from ...processing.multimodal import MultimodalProcessor
 
 
-class MCLIPProcessor(RemoteCodeProcessorMixin, ProcessorMixin):
+class MCLIPProcessor(MultimodalProcessor):
     """Image processor + tokenizer; `processor(text=..., images=..., return_tensors="pt")`.
 
     Texts are padded to the longest in the batch and truncated to the tokenizer's
-    `model_max_length` unless `padding` / `truncation` are given. Saves and loads with
-    `save_pretrained` / `AutoProcessor.from_pretrained`.
+    `model_max_length` unless `padding` / `truncation` are given. Either component may be None
+    (a text-only processor). Saves and loads with `save_pretrained` / `AutoProcessor.from_pretrained`.
     """
 
     def __init__(self, image_processor=None, tokenizer=None, **kwargs):
-        super().__init__(image_processor, tokenizer, **kwargs)
-
-    def __call__(self, images=None, text=None, **kwargs):
-        if text is not None:
-            kwargs.setdefault("padding", True)
-            kwargs.setdefault("truncation", True)
-        return super().__call__(images=images, text=text, **kwargs)
+        super().__init__(image_processor=image_processor, tokenizer=tokenizer, **kwargs)

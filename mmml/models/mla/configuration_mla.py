@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ...modeling.configuration_dual_encoder import DualEncoderConfig
+from ...modeling.configuration_multi_encoder import MultiEncoderConfig
 
 
-class MLAConfig(DualEncoderConfig):
+class MLAConfig(MultiEncoderConfig):
     """Configuration of MLA (multilingual acquisition): a frozen dual encoder plus language acquirers.
 
     All dual-encoder fields (`vision_config`, `text_config`, `projection_dim`, poolings, logit

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Sequence
@@ -10,13 +11,13 @@ from pathlib import Path
 import torch
 from peft import LoraConfig
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from ...hub import local_folder
-from ...modeling.dual_encoder import DualEncoderModel
 from ...modeling.fingerprint import state_dict_fingerprint
 from ...modeling.language_adapters import LanguageAdapters, strip_adapter_weights
-from ...modeling.outputs import DualEncoderOutput
+from ...modeling.multi_encoder import MultiEncoderModel
+from ...utils.hub_files import local_folder
 from .acquirer_files import (
     ACQUIRERS_FOLDER,
     AcquirerInfo,
@@ -40,7 +41,7 @@ class UnknownLanguageError(KeyError):
         return str(self.args[0])
 
 
-class MLAModel(DualEncoderModel):
+class MLAModel(MultiEncoderModel):
     """Multilingual acquisition (Zhang et al.): the base dual encoder stays frozen; each language gets
     an acquirer (peft LoRA adapter named by its code in the text tower, plus optionally its own token
     embedding table for a tokenizer of its own).
@@ -58,17 +59,18 @@ class MLAModel(DualEncoderModel):
     config_class = MLAConfig
     base_model_prefix = "mla"
     supports_text_length_buckets = False  # per-sample adapter routing needs the whole batch
+    # `forward(..., language=...)` hands the language to the text path (per call, never stored on the model).
+    extra_modality_inputs = {"text": ("language",)}
 
     def __init__(self, config: MLAConfig, vision_model=None, text_model=None):
         super().__init__(config, vision_model=vision_model, text_model=text_model)
         self.language_embeddings = nn.ModuleDict()
         self.acquirers = LanguageAdapters(self.text_model)
         self._default_language: str | None = None
-        self._call_language: Languages = None
         self._installed_languages: list[str] = []
 
     @classmethod
-    def from_dual_encoder(cls, model: DualEncoderModel, base_language: str = "en") -> "MLAModel":
+    def from_dual_encoder(cls, model: MultiEncoderModel, base_language: str = "en") -> "MLAModel":
         """An MLA model whose base is `model` (any mmml dual encoder, e.g. a trained M-CLIP), exactly."""
         skip = {"model_type", "architectures", "auto_map", "transformers_version", "languages", "base_language"}
         fields = {k: v for k, v in model.config.to_dict().items() if k not in skip}
@@ -195,8 +197,6 @@ class MLAModel(DualEncoderModel):
         `input_ids` of a language with its own embedding table index that table (its own
         tokenizer's ids); all others index the base vocabulary.
         """
-        if language is None:
-            language = self._call_language
         languages = self._per_sample_languages(language, input_ids.shape[0])
         base = self.config.base_language
         if any(code in self.language_embeddings for code in languages):
@@ -205,8 +205,34 @@ class MLAModel(DualEncoderModel):
         adapter_names = [None if code == base else code for code in languages]
         if all(name is None for name in adapter_names):
             return super().get_text_features(input_ids, attention_mask, token_type_ids, position_ids, **kwargs)
+        if self._checkpoints_text_tower():
+            return self._routed_text_features_checkpointed(adapter_names, input_ids, attention_mask, token_type_ids,
+                                                           position_ids, **kwargs)
         with self.acquirers.route(adapter_names):
             return super().get_text_features(input_ids, attention_mask, token_type_ids, position_ids, **kwargs)
+
+    def _checkpoints_text_tower(self) -> bool:
+        return self.text_model.is_activation_checkpointing and self.training and torch.is_grad_enabled()
+
+    def _routed_text_features_checkpointed(self, adapter_names, input_ids, attention_mask, token_type_ids,
+                                           position_ids, **kwargs) -> BaseModelOutputWithPooling:
+        """The routed text path under gradient checkpointing, as ONE checkpoint around the routed call.
+
+        Per-sample routing is in effect only while `route` is entered; the tower's own per-layer
+        checkpoints would recompute their layers during backward, after the routing is gone (a
+        `CheckpointError`, or silently the wrong adapters). Checkpointing the whole routed call
+        instead re-enters the routing when it recomputes, so backward sees exactly the forward's
+        adapters; memory is still saved (only the tower's inputs are kept until backward).
+        """
+        def routed_call(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds):
+            with self.acquirers.route(adapter_names), _layer_checkpointing_off(self.text_model):
+                return MultiEncoderModel.get_text_features(
+                    self, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds=inputs_embeds,
+                    **kwargs)
+
+        inputs_embeds = kwargs.pop("inputs_embeds", None)
+        return checkpoint(routed_call, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                          use_reentrant=False)
 
     def _embed_per_language(self, input_ids: torch.Tensor, languages: list[str]) -> torch.Tensor:
         """Each row embedded with its language's table (its own, else the base one), one lookup per language."""
@@ -226,26 +252,6 @@ class MLAModel(DualEncoderModel):
                 out = embedded.new_empty(*input_ids.shape, embedded.shape[-1])
             out = out.index_copy(0, rows, embedded)
         return out
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        pixel_values: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        return_loss: bool = False,
-        language: Languages = None,
-        **kwargs,
-    ) -> DualEncoderOutput:
-        """As `DualEncoderModel.forward`; the texts go through their `language`'s acquirer(s)."""
-        # The base forward calls get_text_features without a language: hand this call's over.
-        self._call_language = language
-        try:
-            return super().forward(input_ids, pixel_values, attention_mask, token_type_ids, position_ids,
-                                   return_loss=return_loss, **kwargs)
-        finally:
-            self._call_language = None
 
     # -- saving and loading ------------------------------------------------------------------
 
@@ -335,3 +341,16 @@ class MLAModel(DualEncoderModel):
             model.load_language(pretrained_model_name_or_path, subfolder=f"{ACQUIRERS_FOLDER}/{code}", **hub_kwargs)
         model.config.languages = model.languages
         return model
+
+
+@contextlib.contextmanager
+def _layer_checkpointing_off(tower: nn.Module):
+    """Within the block, the tower's layers run without their own gradient checkpoints."""
+    layers = [m for m in tower.modules() if getattr(m, "gradient_checkpointing", False) is True]
+    for layer in layers:
+        layer.gradient_checkpointing = False
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.gradient_checkpointing = True

@@ -9,11 +9,14 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, BatchEncoding, PreTrainedTokenizerBase
 
-from ..mclip.processing_mclip import MCLIPProcessor
+from ...processing.multimodal import MultimodalProcessor
 from .acquirer_files import ACQUIRERS_FOLDER, TOKENIZER_FOLDER
 
+# Text options the mixed-language path consumes itself (not passed on to the media components).
+_TEXT_ONLY_KWARGS = ("text_kwargs", "padding", "truncation", "max_length")
 
-class MLAProcessor(MCLIPProcessor):
+
+class MLAProcessor(MultimodalProcessor):
     """Image processor + base tokenizer + `language_tokenizers` (code -> tokenizer).
 
     `processor(text=..., language="de")` tokenizes with German's own tokenizer when its acquirer
@@ -24,7 +27,7 @@ class MLAProcessor(MCLIPProcessor):
     """
 
     def __init__(self, image_processor=None, tokenizer=None, **kwargs):
-        super().__init__(image_processor, tokenizer, **kwargs)
+        super().__init__(image_processor=image_processor, tokenizer=tokenizer, **kwargs)
         self.language_tokenizers: dict[str, PreTrainedTokenizerBase] = {}
 
     def set_language_tokenizer(self, code: str, tokenizer: PreTrainedTokenizerBase) -> None:
@@ -33,31 +36,35 @@ class MLAProcessor(MCLIPProcessor):
     def tokenizer_for(self, code: str | None) -> PreTrainedTokenizerBase:
         return self.language_tokenizers.get(code, self.tokenizer)
 
-    def __call__(self, images=None, text=None, language: str | Sequence[str] | None = None, **kwargs):
+    def __call__(self, text=None, images=None, videos=None, audio=None,
+                 language: str | Sequence[str] | None = None, **kwargs):
         if text is None or language is None:
-            return super().__call__(images=images, text=text, **kwargs)
+            return super().__call__(text=text, images=images, videos=videos, audio=audio, **kwargs)
         texts = [text] if isinstance(text, str) else list(text)
         languages = [language] * len(texts) if isinstance(language, str) else list(language)
         if len(languages) != len(texts):
             raise ValueError(f"got {len(languages)} languages for {len(texts)} texts")
         if all(code not in self.language_tokenizers for code in languages):
-            encoding = super().__call__(images=images, text=text, **kwargs)
+            encoding = super().__call__(text=text, images=images, videos=videos, audio=audio, **kwargs)
         else:
+            self._require("text")
             encoding = self._encode_mixed(texts, languages, kwargs)
-            if images is not None:
-                encoding.update(super().__call__(images=images, return_tensors=kwargs.get("return_tensors")))
+            if images is not None or videos is not None or audio is not None:
+                media_kwargs = {key: value for key, value in kwargs.items() if key not in _TEXT_ONLY_KWARGS}
+                encoding.update(super().__call__(images=images, videos=videos, audio=audio, **media_kwargs))
         encoding["language"] = languages if not isinstance(language, str) else language
         return encoding
 
     def _encode_mixed(self, texts: list[str], languages: list[str], kwargs: dict) -> BatchEncoding:
         """Each text with its language's tokenizer, then padded together (right, with each one's pad id)."""
-        max_length = kwargs.get("max_length")
+        text_kwargs = {**kwargs, **(kwargs.get("text_kwargs") or {})}
+        max_length = text_kwargs.get("max_length")
         ids: list[list[int] | None] = [None] * len(texts)
         pads: list[int] = [0] * len(texts)
         for code in dict.fromkeys(languages):
             tokenizer = self.tokenizer_for(code)
             positions = [i for i, c in enumerate(languages) if c == code]
-            encoded = tokenizer([texts[i] for i in positions], truncation=kwargs.get("truncation", True),
+            encoded = tokenizer([texts[i] for i in positions], truncation=text_kwargs.get("truncation", True),
                                 max_length=max_length or tokenizer.model_max_length, padding=False)["input_ids"]
             for position, sample_ids in zip(positions, encoded):
                 ids[position], pads[position] = sample_ids, tokenizer.pad_token_id or 0

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from ...modeling.configuration_dual_encoder import DualEncoderConfig
+from ...modeling.configuration_multi_encoder import MultiEncoderConfig
 
 TOKEN_POOLINGS = ("gpo", "mean")
 MATCHING_LOSSES = ("contrastive", "triplet")
 
 
-class VSEConfig(DualEncoderConfig):
+class VSEConfig(MultiEncoderConfig):
     """A dual encoder whose embeddings pool *projected token features* after optional reasoning.
 
     Every part is an option, so one family covers plain VSE, VSE with alignment and fusion, and

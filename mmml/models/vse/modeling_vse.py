@@ -12,16 +12,16 @@ from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from ...losses import ContrastiveLoss, TripletLoss
-from ...modeling.dual_encoder import DualEncoderModel
+from ...modeling.multi_encoder import MultiEncoderModel
 from ...modeling.gpo import GPOPooling
 from ...modeling.interaction import GraphReasoning, InteractionBlock
-from ...modeling.outputs import DualEncoderOutput
+from ...modeling.outputs import MultiEncoderOutput
 from .configuration_vse import VSEConfig
 
 
 @dataclass
-class VSEOutput(DualEncoderOutput):
-    """:class:`DualEncoderOutput` plus the VSE objectives (None when not computed / not enabled).
+class VSEOutput(MultiEncoderOutput):
+    """:class:`MultiEncoderOutput` plus the VSE objectives (None when not computed / not enabled).
 
     Args:
         matching_loss: the image-text matching loss (InfoNCE or triplet).
@@ -61,7 +61,7 @@ class TokenEmbedder(nn.Module):
         return (tokens * weights).sum(1) / weights.sum(1).clamp(min=1e-9), tokens
 
 
-class VSEModel(DualEncoderModel):
+class VSEModel(MultiEncoderModel):
     """Visual-semantic embedding with learned GPO pooling, alignment + fusion objectives and MVSEN's
     auxiliary tasks; all options in :class:`VSEConfig`.
 
@@ -73,6 +73,8 @@ class VSEModel(DualEncoderModel):
     config_class = VSEConfig
     base_model_prefix = "vse"
     supports_text_length_buckets = False  # its own text path ignores length buckets
+    extra_objective_inputs = ("paired_input_ids", "paired_attention_mask")
+    matching_terms = ("matching",)  # RCAR replaces this term with its robust loss
 
     def __init__(self, config: VSEConfig, vision_model=None, text_model=None):
         super().__init__(config, vision_model=vision_model, text_model=text_model)
@@ -92,6 +94,17 @@ class VSEModel(DualEncoderModel):
         if config.classification_weight > 0:
             self.classifier = nn.Linear(dim, config.num_labels)
         self.post_init()
+
+    def training_item_options(self) -> dict:
+        options = {}
+        if self.config.text_matching_weight > 0:
+            options["paired_caption"] = True  # MVSEN's text-text matching: a second caption of the image
+        if self.config.classification_weight > 0:
+            options["labels"] = self.config.num_labels
+        return options
+
+    def contrastive_weight(self) -> float:
+        return 0.0  # the matching term (InfoNCE or triplet) is VSE's own, computed in `forward`
 
     def _init_weights(self, module: nn.Module) -> None:
         # the heads and blocks of this family (the towers come initialised by their own classes)
@@ -145,8 +158,8 @@ class VSEModel(DualEncoderModel):
     # --- forward ----------------------------------------------------------------------------
     def forward(
         self,
-        input_ids: torch.Tensor,
-        pixel_values: torch.Tensor,
+        input_ids: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
@@ -154,61 +167,63 @@ class VSEModel(DualEncoderModel):
         paired_attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         return_loss: bool = False,
+        return_dict: bool | None = None,
         **kwargs,
-    ) -> VSEOutput:
+    ) -> VSEOutput | tuple:
         """Embed both modalities and score them; with `return_loss`, the matching loss plus the enabled
         auxiliary objectives (`paired_input_ids` for text-text matching, multi-hot `labels` for
-        classification)."""
+        classification), each a named term of `loss_terms` (`matching`, `alignment`, `itm`,
+        `text_matching`, `classification`; plus the hashing terms when the model has hash heads)."""
+        if kwargs:
+            raise TypeError(f"VSEModel.forward got unexpected inputs {sorted(kwargs)}")
+        if input_ids is None or pixel_values is None:
+            raise ValueError("VSEModel.forward needs both input_ids and pixel_values")
         config = self.config
         align = return_loss and config.alignment_weight > 0
-        vision_out, image_pooled, image_tokens = self._image_tokens(pixel_values, output_hidden_states=align, **kwargs)
+        vision_out, image_pooled, image_tokens = self._image_tokens(pixel_values, output_hidden_states=align)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         text_out, text_pooled, text_tokens = self._text_tokens(
-            input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states=align, **kwargs)
+            input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states=align)
         image_embeds, text_embeds = F.normalize(image_pooled, dim=-1), F.normalize(text_pooled, dim=-1)
         logit_scale = self.scaled_logit_scale()
-        logits_per_image = logit_scale * image_embeds @ text_embeds.t()
+        logits_per_image = self.similarity(image_embeds, text_embeds)
         label_logits = self.classifier(image_embeds) if config.classification_weight > 0 else None
-        matching = auxiliary = itm_logits = None
+        terms = matching = auxiliary = itm_logits = None
         if return_loss:
             if config.matching_loss == "triplet":
                 matching = self.triplet_loss(image_embeds, text_embeds)
             else:
                 matching = self.contrastive_loss(image_embeds, text_embeds, logit_scale)
-            auxiliary = image_embeds.new_zeros(())
+            terms = {"matching": matching}
             if align:
-                auxiliary = auxiliary + config.alignment_weight * self._alignment_loss(
+                terms["alignment"] = config.alignment_weight * self._alignment_loss(
                     vision_out, text_out, attention_mask, logit_scale)
             if config.itm_weight > 0:
                 itm_logits, itm_loss = self._itm(image_tokens, text_tokens, attention_mask, logits_per_image)
-                auxiliary = auxiliary + config.itm_weight * itm_loss
+                terms["itm"] = config.itm_weight * itm_loss
             if config.text_matching_weight > 0:
                 if paired_input_ids is None:
                     raise ValueError("text_matching_weight > 0 needs `paired_input_ids` (a second caption per image)")
                 paired = self._text_tokens(paired_input_ids, paired_attention_mask)[1]
-                auxiliary = auxiliary + config.text_matching_weight * self.contrastive_loss(
+                terms["text_matching"] = config.text_matching_weight * self.contrastive_loss(
                     text_embeds, F.normalize(paired, dim=-1), logit_scale)
             if config.classification_weight > 0:
                 if labels is None:
                     raise ValueError("classification_weight > 0 needs multi-hot `labels` [batch, num_labels]")
-                labels = labels.to(label_logits.dtype)
-                classification = 0.5 * (F.binary_cross_entropy_with_logits(label_logits, labels)
-                                         + F.binary_cross_entropy_with_logits(self.classifier(text_embeds), labels))
-                auxiliary = auxiliary + config.classification_weight * classification
-        return VSEOutput(
-            loss=None if matching is None else matching + auxiliary,
-            logits_per_image=logits_per_image,
-            logits_per_text=logits_per_image.t(),
-            text_embeds=text_embeds,
-            image_embeds=image_embeds,
-            text_model_output=text_out,
-            vision_model_output=vision_out,
-            matching_loss=matching,
-            auxiliary_loss=auxiliary,
-            itm_logits=itm_logits,
+                targets = labels.to(label_logits.dtype)
+                terms["classification"] = config.classification_weight * 0.5 * (
+                    F.binary_cross_entropy_with_logits(label_logits, targets)
+                    + F.binary_cross_entropy_with_logits(self.classifier(text_embeds), targets))
+            auxiliary = sum((value for name, value in terms.items() if name != "matching"), image_embeds.new_zeros(()))
+        features = {"image": _with_pooled(vision_out, image_pooled), "text": _with_pooled(text_out, text_pooled)}
+        output = self.assemble_output(
+            features, return_loss, {"labels": labels} if labels is not None else {}, family_terms=terms,
+            output_class=VSEOutput, matching_loss=matching, auxiliary_loss=auxiliary, itm_logits=itm_logits,
             label_logits=label_logits,
         )
+        return_dict = return_dict if return_dict is not None else getattr(config, "return_dict", True)
+        return output if return_dict else output.to_tuple()
 
     def _alignment_loss(self, vision_out, text_out, attention_mask, logit_scale) -> torch.Tensor:
         layer = self.config.alignment_layer
@@ -240,3 +255,8 @@ class VSEModel(DualEncoderModel):
         logits = self.fuse(images, texts, masks)
         targets = torch.cat([torch.ones(batch), torch.zeros(2 * batch)]).long().to(logits.device)
         return logits, F.cross_entropy(logits, targets)
+
+
+def _with_pooled(outputs, pooled: torch.Tensor) -> BaseModelOutputWithPooling:
+    return BaseModelOutputWithPooling(last_hidden_state=outputs.last_hidden_state, pooler_output=pooled,
+                                      hidden_states=outputs.hidden_states, attentions=outputs.attentions)

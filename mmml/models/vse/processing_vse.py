@@ -1,9 +1,12 @@
-"""VSE processor: the same image processor + tokenizer pairing as M-CLIP's, under the family's own name."""
+"""VSE processor: an image processor and a tokenizer, as every image-text family composes them."""
 
 from __future__ import annotations
 
-from ..mclip.processing_mclip import MCLIPProcessor
+from ...processing.multimodal import MultimodalProcessor
 
 
-class VSEProcessor(MCLIPProcessor):
+class VSEProcessor(MultimodalProcessor):
     """Image processor + tokenizer; `processor(text=..., images=..., return_tensors="pt")`."""
+
+    def __init__(self, image_processor=None, tokenizer=None, **kwargs):
+        super().__init__(image_processor=image_processor, tokenizer=tokenizer, **kwargs)

@@ -1,4 +1,8 @@
-"""Batch encoding of images and texts with any mmml dual encoder: embeddings and, with hash heads, codes."""
+"""Batch encoding of images and texts with any mmml dual encoder: embeddings and, with hash heads, codes.
+
+Images arrive as anything `mmml.data.decode_image` reads (paths, bytes, PIL images) and are
+decoded here, batch by batch: this is the evaluation side, above the model layer.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .hashing import binarize
+from mmml.data import decode_image
+from mmml.modeling.hashing import binarize
+
+__all__ = ["EncodedItems", "encode_images", "encode_texts"]
 
 
 @dataclass
@@ -25,6 +32,18 @@ class EncodedItems:
         if self.hash_logits is None:
             raise ValueError("these items were encoded by a model without hash heads (no `hash_bits`)")
         return binarize(self.hash_logits)
+
+
+def _hash_head(model, modality: str):
+    """The model's hash head for `modality`, or None.
+
+    Works with `model.hash_heads` (a mapping keyed by modality: a `ModuleDict` or a property; empty
+    without `hash_bits`) and with the older per-modality attributes `model.<modality>_hash_head`.
+    """
+    heads = getattr(model, "hash_heads", None)
+    if heads is not None:
+        return heads[modality] if modality in heads else None
+    return getattr(model, f"{modality}_hash_head", None)
 
 
 def _encode(model, batches, head, get_features, total: int, progress: bool, desc: str) -> EncodedItems:
@@ -49,8 +68,6 @@ def _device(model) -> torch.device:
 
 def encode_images(model, processor, images: Sequence, batch_size: int = 256, progress: bool = False) -> EncodedItems:
     """Encode images (anything `mmml.data.decode_image` reads) in batches; the model is put in eval mode."""
-    from ..data import decode_image
-
     model.eval()
 
     def batches():
@@ -59,7 +76,7 @@ def encode_images(model, processor, images: Sequence, batch_size: int = 256, pro
             pixel_values = processor(images=chunk, return_tensors="pt")["pixel_values"].to(_device(model))
             yield len(chunk), pixel_values
 
-    return _encode(model, batches(), model.image_hash_head, lambda x: model.get_image_features(pixel_values=x),
+    return _encode(model, batches(), _hash_head(model, "image"), lambda x: model.get_image_features(pixel_values=x),
                    len(images), progress, "images")
 
 
@@ -73,5 +90,5 @@ def encode_texts(model, processor, texts: Sequence[str], batch_size: int = 256, 
             inputs = processor(text=chunk, return_tensors="pt")
             yield len(chunk), {key: value.to(_device(model)) for key, value in inputs.items()}
 
-    return _encode(model, batches(), model.text_hash_head, lambda x: model.get_text_features(**x),
+    return _encode(model, batches(), _hash_head(model, "text"), lambda x: model.get_text_features(**x),
                    len(texts), progress, "texts")

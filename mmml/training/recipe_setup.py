@@ -1,0 +1,216 @@
+"""The parts every training recipe composes: accelerator, data, processor, model, loader, outputs.
+
+Nothing here knows a family: the model comes from its `model_type` through the Auto classes, the
+processor from the class registered for that config, the data columns from the modalities the
+config lists, and the training items from what the model's objectives read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration
+from torch.utils.data import DataLoader
+from transformers import CONFIG_MAPPING, AutoModel, AutoProcessor, CLIPImageProcessor, PreTrainedConfig
+from transformers.models.auto.processing_auto import PROCESSOR_MAPPING
+
+from ..data import SceneConfig, build_scene_dataset, load_manifest
+from ..data.collate import MultimodalCollator
+from ..data.noise import add_noise_to_dataset
+from ..data.pairs import LengthGroupedBatchSampler, MultimodalPairs
+from ..modeling.configuration_multi_encoder import MultiEncoderConfig
+from ..processing import train_multilingual_tokenizer
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+
+
+def make_accelerator(args) -> Accelerator:
+    """An `Accelerator` for the recipe's arguments (CPU when torch sees no accelerator, unless told)."""
+    return Accelerator(
+        cpu=args.cpu if args.cpu is not None else not torch.accelerator.is_available(),
+        mixed_precision=args.mixed_precision,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        log_with=args.log_with,
+        project_dir=args.output_dir,
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+    )
+
+
+def load_splits(args, splits: tuple[str, ...] = SPLITS) -> dict:
+    """`datasets.Dataset`s per split: the generated scenes, or `<data>/<split>.jsonl` manifests."""
+    if args.data == "embedded":
+        config = SceneConfig(
+            num_train=args.num_train_scenes,
+            num_val=args.num_val_scenes,
+            num_test=args.num_test_scenes,
+            captions_per_language=args.captions_per_language,
+            image_size=args.image_size,
+            difficulty=args.difficulty,
+            seed=args.seed,
+            **({"languages": tuple(args.languages)} if args.languages else {}),
+        )
+        return {name: split for name, split in build_scene_dataset(config).items() if name in splits}
+    folder = Path(args.data)
+    return {split: load_manifest(folder / f"{split}.jsonl", skip_bad_samples=args.skip_bad_samples)
+            for split in splits}
+
+
+def add_training_noise(args, splits: dict):
+    """Corrupt `noise_rate` of the training pairs in place of `splits["train"]`; the noise mask (or None)."""
+    if args.noise_rate == 0:
+        return None
+    splits["train"], mask = add_noise_to_dataset(splits["train"], args.noise_rate, args.noise_kind, args.seed)
+    logger.info("made %d of %d training pairs %sly noisy", int(mask.sum()), len(mask), args.noise_kind)
+    return mask
+
+
+def build_model_config(args, **overrides) -> PreTrainedConfig:
+    """A new config of `args.model_type` from `args.model_config` (and `overrides`), before the tokenizer exists.
+
+    Any registered model type whose config is an mmml encoder config works (families registered by
+    users included); others are refused with the valid names.
+    """
+    config_class = CONFIG_MAPPING[args.model_type] if args.model_type in CONFIG_MAPPING else None
+    if config_class is None or not issubclass(config_class, MultiEncoderConfig):
+        encoder_types = sorted(t for t in CONFIG_MAPPING.keys() if issubclass(CONFIG_MAPPING[t], MultiEncoderConfig))
+        raise ValueError(f"model_type must be one of the registered mmml encoder types {encoder_types}, "
+                         f"got {args.model_type!r}")
+    return config_class(**{**args.model_config, **overrides})
+
+
+def training_corpus(args, train_split) -> list[str]:
+    """The training captions in `args.languages` (all when None), at most `tokenizer_training_texts` (seeded)."""
+    corpus = [text for row in train_split["captions"] for lang, texts in row.items()
+              if args.languages is None or lang in args.languages for text in (texts or [])]
+    if args.tokenizer_training_texts is not None and len(corpus) > args.tokenizer_training_texts:
+        keep = random.Random(args.seed).sample(range(len(corpus)), args.tokenizer_training_texts)
+        corpus = [corpus[i] for i in sorted(keep)]
+    return corpus
+
+
+def build_processor(args, accelerator: Accelerator, train_split, config: PreTrainedConfig | None):
+    """The model's processor; for a new model, the config's registered processor class with a
+    sentencepiece tokenizer trained on the training captions and an image processor of `image_size`.
+
+    It is built once (main process), adapted to the corpus where the family needs it (e.g. a TF-IDF
+    vocabulary), saved in the output folder, and loaded from there by every process and by resumed
+    runs, so all of them process identically.
+    """
+    if args.model_name_or_path is not None:
+        return AutoProcessor.from_pretrained(args.model_name_or_path)
+    processor_dir = Path(args.output_dir) / "processor"
+    if accelerator.is_main_process and not (processor_dir / "processor_config.json").exists():
+        corpus = training_corpus(args, train_split)
+        tokenizer = train_multilingual_tokenizer(corpus, args.tokenizer_vocab_size, args.max_text_length)
+        components: dict[str, Any] = {"tokenizer": tokenizer}
+        modalities = set(config.modalities)
+        if modalities & {"image", "video"}:
+            image_processor = CLIPImageProcessor(
+                size={"shortest_edge": args.image_size}, crop_size={"height": args.image_size, "width": args.image_size}
+            )
+            if "image" in modalities:
+                components["image_processor"] = image_processor
+            if "video" in modalities:
+                from ..processing.video import FrameProcessor
+
+                components["video_processor"] = FrameProcessor(image_processor)
+        missing = sorted(modalities - {"image", "video", "text"})
+        if missing:
+            raise ValueError(f"the recipe builds processors for image, video and text; for {missing} start from a "
+                             "saved processor (--model_name_or_path)")
+        processor = PROCESSOR_MAPPING[type(config)](**components)
+        processor = processor.adapted_to_corpus(corpus, model_config=config, **args.processor_options)
+        processor.save_pretrained(processor_dir)
+    accelerator.wait_for_everyone()
+    return AutoProcessor.from_pretrained(processor_dir)
+
+
+def fit_config_to_processor(config: PreTrainedConfig, processor, args) -> PreTrainedConfig:
+    """Fill what the processor decides into a new config: text vocabulary, padding id, lengths, image size.
+
+    Values given in `args.model_config` win over these defaults.
+    """
+    given = args.model_config
+    text_given = dict(given.get("text_config") or {})
+    text_config = getattr(config, "text_config", None)
+    if text_config is not None:
+        tfidf = getattr(processor, "tfidf", None)  # a TF-IDF text tower reads processor columns, not token ids
+        defaults = {"vocab_size": tfidf.vocab_size} if tfidf is not None else {
+            "vocab_size": len(processor.tokenizer), "pad_token_id": processor.tokenizer.pad_token_id,
+            "max_position_embeddings": args.max_text_length + 2}
+        for key, value in defaults.items():
+            if key not in text_given and (key == "vocab_size" or hasattr(text_config, key)):
+                setattr(text_config, key, value)
+    vision_config = getattr(config, "vision_config", None)
+    vision_given = dict(given.get("vision_config") or {})
+    if vision_config is not None and hasattr(vision_config, "image_size") and "image_size" not in vision_given:
+        vision_config.image_size = args.image_size
+    return config
+
+
+def build_model(args, processor, config: PreTrainedConfig | None = None) -> torch.nn.Module:
+    """The pretrained model, or a new one of `config`'s type (`AutoModel.from_config`)."""
+    if args.model_name_or_path is not None:
+        return AutoModel.from_pretrained(args.model_name_or_path)
+    config = fit_config_to_processor(config, processor, args)
+    # Re-validate and re-resolve the sub-configs after the edits (and make the model's config a fresh copy).
+    config = type(config).from_dict(config.to_dict())
+    return AutoModel.from_config(config)
+
+
+def media_columns(model) -> list[str]:
+    """Dataset columns holding the media of the model's non-text modalities (`image`, `video`, `audio`)."""
+    return [name for name in model.config.modalities if name != "text"]
+
+
+def build_train_loader(args, train_split, processor, model, labels=None) -> tuple[list, DataLoader, MultimodalPairs]:
+    """`(epoch-aware objects, loader, pairs)`: items keep the raw media; the collator decodes each batch.
+
+    `labels`: None, a label count or label ids (multi-hot targets for the items), overriding what
+    the model's objectives ask for.
+    """
+    options = dict(model.training_item_options())
+    if labels is not None:
+        options["labels"] = labels
+    for column in media_columns(model):
+        if column not in train_split.column_names:
+            raise ValueError(f"the model encodes {column!r} but the training data has columns {train_split.column_names}")
+    pairs = MultimodalPairs(train_split, media_columns=media_columns(model), languages=args.languages, seed=args.seed,
+                            **options)
+    collate = MultimodalCollator(processor, max_text_length=args.max_text_length,
+                                 skip_bad_samples=args.skip_bad_samples)
+    # Creating a DataLoader iterator draws a seed; from a generator of its own, not from the global
+    # RNG, so a resumed run (which starts a new iterator mid-epoch) keeps the dropout RNG stream.
+    generator = torch.Generator().manual_seed(args.seed)
+    workers = {"num_workers": args.dataloader_num_workers, "persistent_workers": args.dataloader_num_workers > 0}
+    if args.group_by_length:
+        batches = LengthGroupedBatchSampler(pairs, args.per_device_train_batch_size, seed=args.seed)
+        loader = DataLoader(pairs, batch_sampler=batches, collate_fn=collate, generator=generator, **workers)
+        return [pairs, batches], loader, pairs
+    loader = DataLoader(pairs, batch_size=args.per_device_train_batch_size, shuffle=True, drop_last=True,
+                        collate_fn=collate, generator=generator, **workers)
+    return [pairs], loader, pairs
+
+
+def write_json_atomically(path: str | os.PathLike, data: dict) -> None:
+    """Write `data` as JSON through a temporary file and a rename (never a half-written file)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def check_model_modalities(model, needed: tuple[str, ...]) -> None:
+    """Raise a clear error when the recipe's evaluation needs modalities the model does not have."""
+    missing = [name for name in needed if name not in model.config.modalities]
+    if missing:
+        raise ValueError(f"this recipe evaluates {list(needed)} retrieval; the model has {model.config.modalities}")
