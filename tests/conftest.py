@@ -10,6 +10,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+from torch.utils._pytree import tree_flatten  # noqa: E402
 from transformers import BertConfig, CLIPImageProcessor, CLIPVisionConfig  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -65,3 +67,18 @@ def tiny_processor(tiny_tokenizer):
 
     image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     return mmml.MCLIPProcessor(image_processor=image_processor, tokenizer=tiny_tokenizer)
+
+
+class MaxOutputNumel(TorchDispatchMode):
+    """Records the largest tensor produced by any torch op while active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.max_numel = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for leaf in tree_flatten(out)[0]:
+            if isinstance(leaf, torch.Tensor):
+                self.max_numel = max(self.max_numel, leaf.numel())
+        return out

@@ -12,11 +12,10 @@ import pytest
 import torch
 from PIL import Image
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, PreTrainedTokenizerFast
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
+from conftest import MaxOutputNumel
 from mmml.eval import (
     RETRIEVAL_METRIC_KEYS,
     RetrievalEvaluator,
@@ -230,21 +229,6 @@ def test_chunked_matches_dense_on_normalised_random_embeddings() -> None:
         )
 
 
-class _MaxOutputNumel(TorchDispatchMode):
-    """Records the largest tensor produced by any torch op while active."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.max_numel = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for leaf in tree_flatten(out)[0]:
-            if isinstance(leaf, torch.Tensor):
-                self.max_numel = max(self.max_numel, leaf.numel())
-        return out
-
-
 @pytest.mark.parametrize("chunk_size", [16, 100, 500])  # 16: less than a row either way
 def test_chunked_never_scores_more_than_chunk_size(monkeypatch: pytest.MonkeyPatch, chunk_size: int) -> None:
     images, texts, text_to_image = random_problem(0, num_images=60, dim=2)
@@ -260,7 +244,7 @@ def test_chunked_never_scores_more_than_chunk_size(monkeypatch: pytest.MonkeyPat
         real_score_block(queries, candidates, out)
 
     monkeypatch.setattr(retrieval_module, "_score_block", spy)
-    with _MaxOutputNumel() as tracker:
+    with MaxOutputNumel() as tracker:
         got = retrieval_metrics_from_embeddings(images, texts, text_to_image, chunk_size=chunk_size)
     assert_metrics_equal(got, retrieval_metrics(images @ texts.T, text_to_image))
     assert blocks and max(rows * cols for rows, cols in blocks) <= chunk_size

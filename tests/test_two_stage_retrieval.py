@@ -11,10 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
+from conftest import MaxOutputNumel
 from mmml.eval import RETRIEVAL_METRIC_KEYS, RetrievalEvaluator, metrics_from_ranks, retrieval_metrics
 from mmml.eval.evaluator import DEFAULT_RERANK_TOP_K
 from mmml.eval.retrieval import two_stage_retrieval_metrics
@@ -326,21 +325,6 @@ def test_two_stage_metrics_bound_pairs_and_dense_block() -> None:
     with pytest.raises(ValueError, match="shape"):
         two_stage_retrieval_metrics(images, texts, problem.text_to_image, top_k=3,
                                     score_pairs=lambda d, q, c: torch.zeros(len(q), 1))
-
-
-class MaxOutputNumel(TorchDispatchMode):
-    """Records the largest tensor produced by any torch op while active."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.max_numel = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for leaf in tree_flatten(out)[0]:
-            if isinstance(leaf, torch.Tensor):
-                self.max_numel = max(self.max_numel, leaf.numel())
-        return out
 
 
 def test_two_stage_never_materialises_the_score_matrix() -> None:
