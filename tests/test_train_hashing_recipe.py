@@ -64,3 +64,20 @@ def test_unknown_preset_is_refused():
     recipe = load_recipe()
     with pytest.raises(ValueError, match="preset must be one of"):
         recipe.TrainHashingArguments(preset="dcmh")
+
+
+def test_vit2cmh_ranks_captions_far_better_than_random_codes(tmp_path):
+    """200 steps on 1,024 scenes, pair relevance, 64 test images: the model's dense (pre-sign) mAP is
+    0.17-0.31 against 0.055-0.057 for random codes (seeds 0 and 3); asserted: > 2.5x chance."""
+    recipe = load_recipe()
+    towers = {"projection_dim": 32,
+              "vision_config": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                                "num_attention_heads": 2, "patch_size": 8},
+              "text_config": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2}}
+    argv = ["--preset", "vit2cmh", "--hash_bits", "16", "--output_dir", str(tmp_path), "--num_train_scenes", "1024",
+            "--num_val_scenes", "4", "--num_test_scenes", "64", "--image_size", "32", "--max_steps", "200",
+            "--per_device_train_batch_size", "64", "--warmup_steps", "10", "--log_every_steps", "50",
+            "--tokenizer_vocab_size", "300", "--model_config", json.dumps(towers), "--relevance", "pairs"]
+    test = recipe.main(argv)["test"]
+    for direction in ("i2t_map", "t2i_map"):
+        assert test["dense"][direction] > 2.5 * test["chance"][direction], test
