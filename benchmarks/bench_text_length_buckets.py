@@ -20,10 +20,11 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
-import pretrain  # noqa: E402
+from mmml.training import parse_args
+from mmml.training.recipe_setup import build_model, build_model_config, build_processor, build_train_loader, load_splits
 
-from mmml.training import parse_args  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
+import pretrain  # noqa: E402  (its argument dataclass and default config only)
 
 
 def main() -> None:
@@ -34,14 +35,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as output_dir:
         args = parse_args(pretrain.PretrainArguments, ["--output_dir", output_dir, "--num_train_scenes", str(128 * (options.steps + 3))],
                           pretrain.DEFAULT_CONFIG)
-        splits = pretrain.load_splits(args)
-        processor = pretrain.build_processor(args, Accelerator(cpu=True), splits["train"])
+        splits = load_splits(args)
+        processor = build_processor(args, Accelerator(cpu=True), splits["train"], build_model_config(args))
         models = []
         for buckets in (1, options.buckets):
             args.model_config = {**args.model_config, "text_length_buckets": buckets}
             torch.manual_seed(0)
-            models.append(pretrain.build_model(args, processor).train())
-        _, loader = pretrain.get_dataloaders(args, splits, processor)
+            models.append(build_model(args, processor, build_model_config(args)).train())
+        _, loader, _ = build_train_loader(args, splits["train"], processor, models[0])
         batches = [batch for batch, _ in zip(loader, range(options.steps + 2))]
     optimizers = [torch.optim.AdamW(model.parameters(), lr=args.learning_rate) for model in models]
     seconds, max_loss_difference = [0.0, 0.0], 0.0
@@ -49,7 +50,7 @@ def main() -> None:
         losses = []
         for which, (model, optimizer) in enumerate(zip(models, optimizers)):
             start = time.perf_counter()
-            loss = model(**batch, return_loss=True).loss
+            loss = model(**{k: v for k, v in batch.items() if k != "sample_ids"}, return_loss=True).loss
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)

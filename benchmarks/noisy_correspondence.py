@@ -41,7 +41,7 @@ def _vse_args(options: dict) -> list[str]:
                         "num_attention_heads": 2, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0},
         **options,
     }
-    return ["--model_family", "vse", "--model_config", json.dumps(config)]
+    return ["--model_type", "vse", "--model_config", json.dumps(config)]
 
 
 def _rows() -> dict[str, list[str]]:

@@ -106,7 +106,7 @@ def retrieval_accuracy(model, data: SignalCaptions) -> float:
     model.eval()
     with torch.no_grad():
         text = model.get_text_features(input_ids=captions, attention_mask=torch.ones_like(captions)).pooler_output
-        signal = model.get_features("signal", signal_values=data.signals).pooler_output
+        signal = model.get_signal_features(signal_values=data.signals).pooler_output
     return float(((signal @ text.T).argmax(1) == data.classes).float().mean())
 
 

@@ -250,10 +250,19 @@ class MultiEncoderModel(RemoteCodeMixin, CheckedLoadingMixin, PreTrainedModel):
 
     def get_features(self, modality: str, **inputs) -> BaseModelOutputWithPooling:
         """`get_<modality>_features` for any modality, registered ones included."""
-        method = getattr(self, f"get_{modality}_features", None)
-        if method is not None:
-            return method(**inputs)
-        return self.encode_modality(modality, **inputs)
+        return getattr(self, f"get_{modality}_features")(**inputs)
+
+    def __getattr__(self, name: str):
+        # `get_<modality>_features` of a modality registered outside mmml (the built-in ones are methods).
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name.startswith("get_") and name.endswith("_features"):
+                config = self.__dict__.get("config")
+                modality = name[len("get_"):-len("_features")]
+                if config is not None and modality in getattr(config, "modalities", ()):
+                    return functools.partial(self.encode_modality, modality)
+            raise
 
     def run_text_tower(
         self,
