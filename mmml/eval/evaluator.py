@@ -1,4 +1,4 @@
-"""Run a dual encoder over an image-caption dataset and report retrieval metrics per language."""
+"""Run an mmml model over a captioned image (or video / audio) dataset and report retrieval metrics per language."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
-from mmml.data import decode_image
+from mmml.data.collate import MEDIA_DECODERS, MediaDecoder
 from mmml.eval.retrieval import DEFAULT_CHUNK_SIZE, retrieval_metrics_from_embeddings, two_stage_retrieval_metrics
 
 __all__ = ["DEFAULT_RERANK_TOP_K", "RetrievalEvaluator"]
@@ -24,7 +23,13 @@ AUTO = "auto"
 
 
 class RetrievalEvaluator:
-    """Image-text retrieval evaluation of a CLIP-like model, per caption language.
+    """Text-to-gallery retrieval evaluation of a CLIP-like model, per caption language.
+
+    The gallery is images by default; ``gallery_modality="video"`` (or ``"audio"``) evaluates
+    that modality instead: its column (``video``) is decoded with the decoder registered in
+    ``mmml.data.collate`` (or ``media_decoder``), processed and embedded with
+    ``get_<modality>_features``, and the metric keys say so (``t2v_r1``, ``v2t_medr``,
+    ``num_videos``, ...).
 
     The dataset is a ``datasets.Dataset`` or any sequence of dict rows with an ``image``
     (anything ``mmml.data.decode_image`` reads: PIL image, path, bytes or a
@@ -75,6 +80,8 @@ class RetrievalEvaluator:
         route_by_language: bool = False,
         rerank_top_k: int | str | None = AUTO,
         rerank_batch_size: int | None = None,
+        gallery_modality: str = "image",
+        media_decoder: MediaDecoder | None = None,
     ) -> None:
         """``languages=None`` evaluates every language that has at least one caption.
 
@@ -88,6 +95,8 @@ class RetrievalEvaluator:
         with a pairwise scorer: its dual-encoder scores alone).
         ``rerank_batch_size``: most (query, candidate) pairs per ``score_pairs`` call;
         ``None`` uses ``batch_size``.
+        ``gallery_modality``: what the captions retrieve ("image", "video", "audio"); the rows'
+        column of that name is decoded with ``media_decoder`` (default: the registered decoder).
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -109,6 +118,14 @@ class RetrievalEvaluator:
         self.route_by_language = route_by_language
         self.rerank_top_k = rerank_top_k
         self.rerank_batch_size = rerank_batch_size or batch_size
+        if gallery_modality == "text":
+            raise ValueError("gallery_modality must be a non-text modality (image, video, audio); captions are the queries")
+        decoder = media_decoder or MEDIA_DECODERS.get(gallery_modality)
+        if decoder is None:
+            raise ValueError(f"no media decoder is registered for {gallery_modality!r} (registered: "
+                             f"{sorted(MEDIA_DECODERS)}); pass media_decoder= or register one in mmml.data.collate")
+        self.gallery_modality = gallery_modality
+        self.media_decoder = decoder
 
     def top_k_for(self, model: torch.nn.Module) -> int | None:
         """Dense candidates re-ranked per query for this model; None: dense ranking only."""
@@ -165,13 +182,14 @@ class RetrievalEvaluator:
                     text_embeds,
                     text_to_image,
                     top_k=top_k,
-                    score_pairs=_pair_scorer(model, images, texts_inputs, device),
+                    score_pairs=_pair_scorer(model, images, texts_inputs, device, self.gallery_modality),
                     pair_batch_size=self.rerank_batch_size,
                     chunk_size=self.chunk_size,
                 )
                 del text_store, texts_inputs
             metrics["num_images"] = num_images
             metrics["num_texts"] = len(texts)
+            metrics = _named_for(self.gallery_modality, metrics)
             results[lang] = metrics
             logger.info("retrieval %s: %s", lang, metrics)
         results[MEAN_KEY] = {
@@ -193,21 +211,25 @@ class RetrievalEvaluator:
         """
         embeds: list[torch.Tensor] = []
         captions: list[Mapping[str, Sequence[str]]] = []
-        batch: list[Image.Image] = []
+        batch: list[Any] = []
+        modality = self.gallery_modality
 
         def flush() -> None:
-            pixel_values = self.processor(images=batch, return_tensors="pt")["pixel_values"]
-            if pixel_values.is_floating_point():
-                pixel_values = pixel_values.to(dtype)
-            inputs = {"pixel_values": pixel_values.to(device)}
-            out = model.get_image_features(**inputs)
+            encoded = self.processor(**{self.media_decoder.processor_argument: batch}, return_tensors="pt")
+            inputs = {}
+            for name, value in encoded.items():
+                value = value.to(dtype) if value.is_floating_point() else value
+                inputs[name] = value.to(device)
+            out = _gallery_features(model, modality, inputs)
             embeds.append(F.normalize(out.pooler_output.float(), dim=-1))
             if store is not None:
-                store.append(_scoring_inputs(model, "image", out, inputs), len(batch))
+                store.append(_scoring_inputs(model, modality, out, inputs), len(batch))
             batch.clear()
 
         for row in dataset:
-            batch.append(decode_image(row["image"]))
+            if modality not in row:
+                raise ValueError(f"the dataset rows have no {modality!r} column (keys: {sorted(row)})")
+            batch.append(self.media_decoder.decode(row[modality]))
             captions.append(row.get("captions") or {})
             if len(batch) == self.batch_size:
                 flush()
@@ -311,7 +333,8 @@ def _scoring_inputs(
 
 
 def _pair_scorer(
-    model: torch.nn.Module, images: _ScoringStore, texts: _ScoringStore, device: torch.device
+    model: torch.nn.Module, images: _ScoringStore, texts: _ScoringStore, device: torch.device,
+    gallery_modality: str = "image",
 ) -> Callable[[str, torch.Tensor, torch.Tensor], torch.Tensor]:
     """The ``score_pairs`` callback of ``two_stage_retrieval_metrics`` for one language."""
     hook = getattr(model, "score_pairs", None)
@@ -324,10 +347,36 @@ def _pair_scorer(
 
     def score(direction: str, query: torch.Tensor, candidate: torch.Tensor) -> torch.Tensor:
         if direction == "t2i":
-            return hook(texts.gather(query, device), images.gather(candidate, device), "text", "image")
-        return hook(images.gather(query, device), texts.gather(candidate, device), "image", "text")
+            return hook(texts.gather(query, device), images.gather(candidate, device), "text", gallery_modality)
+        return hook(images.gather(query, device), texts.gather(candidate, device), gallery_modality, "text")
 
     return score
+
+
+_GALLERY_LETTERS = {"image": "i", "video": "v", "audio": "a"}
+
+
+def _named_for(modality: str, metrics: dict[str, float]) -> dict[str, float]:
+    """Metric keys for a gallery of `modality`: `t2i_r1` -> `t2v_r1`, `num_images` -> `num_videos`, ..."""
+    if modality == "image":
+        return metrics
+    letter = _GALLERY_LETTERS.get(modality, modality)
+    renamed = {}
+    for key, value in metrics.items():
+        if key == "num_images":
+            key = f"num_{modality}s"
+        elif key.startswith(("t2i_", "i2t_")):
+            key = (f"t2{letter}_" if key.startswith("t2i_") else f"{letter}2t_") + key[4:]
+        renamed[key] = value
+    return renamed
+
+
+def _gallery_features(model: torch.nn.Module, modality: str, inputs: dict[str, torch.Tensor]):
+    """`get_<modality>_features` (mmml models route any modality; a plain CLIPModel has the image one)."""
+    getter = getattr(model, "get_features", None)
+    if getter is not None:
+        return getter(modality, **inputs)
+    return getattr(model, f"get_{modality}_features")(**inputs)
 
 
 def _device_and_dtype(model: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
