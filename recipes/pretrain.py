@@ -20,11 +20,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
-from mmml.eval import RetrievalEvaluator
 from mmml.hub import save_model_card
 from mmml.training import (
     LoopSettings,
@@ -50,9 +48,10 @@ from mmml.training.recipe_setup import (
     build_model_config,
     build_processor,
     build_train_loader,
-    check_model_modalities,
+    gallery_modality,
     load_splits,
     make_accelerator,
+    make_evaluator,
     write_json_atomically,
 )
 from mmml.training.robust import RobustTraining
@@ -74,7 +73,7 @@ class PretrainArguments(DataArguments, ModelArguments, OptimizationArguments, Lo
             raise ValueError("robust training samples uniformly; set group_by_length false")
 
 
-def evaluate(accelerator: Accelerator, model, evaluator: RetrievalEvaluator, dataset) -> dict | None:
+def evaluate(accelerator: Accelerator, model, evaluator, dataset) -> dict | None:
     """Retrieval metrics on the main process (others wait); None elsewhere."""
     result = None
     if accelerator.is_main_process:
@@ -93,7 +92,7 @@ def train(args: PretrainArguments, accelerator: Accelerator, model, processor, s
         model, args.learning_rate, args.weight_decay, args.warmup_steps, args.max_steps
     )
     model, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
-    evaluator = RetrievalEvaluator(processor, languages=args.languages, batch_size=args.eval_batch_size)
+    evaluator = make_evaluator(args, processor, accelerator.unwrap_model(model).config)
     steps_per_epoch = len(train_loader) // args.gradient_accumulation_steps
     if steps_per_epoch == 0:
         raise ValueError(
@@ -117,8 +116,9 @@ def train(args: PretrainArguments, accelerator: Accelerator, model, processor, s
             if result is not None:
                 history.append({"step": step, "elapsed_s": round(time.perf_counter() - start, 2),
                                 "validation": result["mean"]})
-                accelerator.print(f"step {step}: validation t2i_r1 {result['mean']['t2i_r1']:.1f} "
-                                  f"i2t_r1 {result['mean']['i2t_r1']:.1f} rsum {result['mean']['rsum']:.1f}")
+                forward, backward = recall_keys(result["mean"])
+                accelerator.print(f"step {step}: validation {forward} {result['mean'][forward]:.1f} "
+                                  f"{backward} {result['mean'][backward]:.1f} rsum {result['mean']['rsum']:.1f}")
                 accelerator.log({f"validation/{k}": v for k, v in result["mean"].items()}, step=step)
         if robust is not None and step % steps_per_epoch == 0:
             robust.end_epoch(accelerator, step // steps_per_epoch - 1)
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     processor = build_processor(args, accelerator, splits["train"], config)
     set_seed(args.seed)  # the same initial weights whatever data preparation consumed
     model = build_model(args, processor, config)
-    check_model_modalities(model, ("image", "text"))
+    gallery_modality(model.config)  # refuses early a model the evaluation cannot serve
     accelerator.print(f"model: {type(model).__name__}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
 
     outcome = train(args, accelerator, model, processor, splits, noise_mask)
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         accelerator.print(f"stopped at step {args.stop_after_steps}; continue with --resume_from_checkpoint latest")
         accelerator.end_training()
         return None
-    evaluator = RetrievalEvaluator(processor, languages=args.languages, batch_size=args.eval_batch_size)
+    evaluator = make_evaluator(args, processor, model.config)
     test = evaluate(accelerator, outcome["model"], evaluator, splits["test"])
     summary = None
     if accelerator.is_main_process:
@@ -196,8 +196,16 @@ def main(argv: list[str] | None = None) -> dict | None:
     return summary
 
 
+def recall_keys(metrics: dict) -> tuple[str, str]:
+    """The R@1 keys of both directions (`t2i_r1`, `i2t_r1` for images; `t2v_r1`, `v2t_r1` for video)."""
+    forward = next(key for key in metrics if key.startswith("t2") and key.endswith("_r1"))
+    backward = next(key for key in metrics if key.endswith("2t_r1"))
+    return forward, backward
+
+
 def print_report(test: dict) -> None:
-    keys = ("t2i_r1", "t2i_r5", "i2t_r1", "i2t_r5", "rsum")
+    forward, backward = recall_keys(test["mean"])
+    keys = (forward, forward[:-1] + "5", backward, backward[:-1] + "5", "rsum")
     print("test retrieval (%):")
     print(f"{'lang':<6}" + "".join(f"{k:>9}" for k in keys))
     for lang, metrics in test.items():

@@ -25,6 +25,7 @@ from ..data import SceneConfig, build_scene_dataset, load_manifest
 from ..data.collate import MultimodalCollator
 from ..data.noise import add_noise_to_dataset
 from ..data.pairs import LengthGroupedBatchSampler, MultimodalPairs
+from ..eval import RetrievalEvaluator
 from ..modeling.configuration_multi_encoder import MultiEncoderConfig
 from ..processing import train_multilingual_tokenizer
 
@@ -209,8 +210,17 @@ def write_json_atomically(path: str | os.PathLike, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def check_model_modalities(model, needed: tuple[str, ...]) -> None:
-    """Raise a clear error when the recipe's evaluation needs modalities the model does not have."""
-    missing = [name for name in needed if name not in model.config.modalities]
-    if missing:
-        raise ValueError(f"this recipe evaluates {list(needed)} retrieval; the model has {model.config.modalities}")
+def gallery_modality(config) -> str:
+    """What the captions retrieve in evaluation: the first non-text modality the model encodes."""
+    if "text" not in config.modalities:
+        raise ValueError(f"the recipes evaluate text-to-X retrieval; this model encodes {config.modalities} (no text)")
+    others = [name for name in config.modalities if name != "text"]
+    if not others:
+        raise ValueError("the recipes evaluate text-to-X retrieval; this model encodes only text")
+    return others[0]
+
+
+def make_evaluator(args, processor, config) -> RetrievalEvaluator:
+    """Per-language retrieval of the model's gallery modality by its captions (uniformly sampled frames for video)."""
+    return RetrievalEvaluator(processor, languages=args.languages, batch_size=args.eval_batch_size,
+                              gallery_modality=gallery_modality(config))
