@@ -21,13 +21,20 @@ def _template(model_type: str) -> str:
     raise FileNotFoundError(f"no model card template for model type {model_type!r} in {[str(d) for d in _CARD_DIRS]}")
 
 
+def _metric_columns(values: dict[str, float]) -> list[str]:
+    """The table's columns for a gallery of images (`t2i_*`) or of another modality (`t2v_*`, `t2a_*`)."""
+    letter = next((key[2] for key in values if key.startswith("t2") and key.endswith("_r1")), "i")
+    return [column.replace("t2i", f"t2{letter}").replace("i2t", f"{letter}2t") for column in _METRIC_COLUMNS]
+
+
 def metrics_table(metrics: dict[str, dict[str, float]] | None) -> str:
     """A Markdown table of retrieval metrics per language (rows) as returned by `RetrievalEvaluator`."""
     if not metrics:
         return "Not evaluated yet."
-    header = "| language | " + " | ".join(_METRIC_COLUMNS) + " |"
-    rule = "|---|" + "---:|" * len(_METRIC_COLUMNS)
-    rows = [f"| {lang} | " + " | ".join(f"{values[k]:.1f}" for k in _METRIC_COLUMNS) + " |"
+    columns = _metric_columns(next(iter(metrics.values())))
+    header = "| language | " + " | ".join(columns) + " |"
+    rule = "|---|" + "---:|" * len(columns)
+    rows = [f"| {lang} | " + " | ".join(f"{values[k]:.1f}" for k in columns) + " |"
             for lang, values in metrics.items()]
     return "\n".join([header, rule, *rows]) + "\n\nRecalls in percent (test split)."
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from transformers import AutoConfig
 
 from mmml.hub import save_model_card
 from mmml.training import (
@@ -161,9 +162,10 @@ def main(argv: list[str] | None = None) -> dict | None:
         accelerator.init_trackers("mmml-pretrain", config=to_json_dict(args))
     set_seed(args.seed)
 
-    splits = load_splits(args)
-    noise_mask = add_training_noise(args, splits)
     config = None if args.model_name_or_path else build_model_config(args)
+    modalities = (config or AutoConfig.from_pretrained(args.model_name_or_path)).modalities
+    splits = load_splits(args, modalities=tuple(modalities))
+    noise_mask = add_training_noise(args, splits)
     processor = build_processor(args, accelerator, splits["train"], config)
     set_seed(args.seed)  # the same initial weights whatever data preparation consumed
     model = build_model(args, processor, config)
@@ -177,6 +179,9 @@ def main(argv: list[str] | None = None) -> dict | None:
         return None
     evaluator = make_evaluator(args, processor, model.config)
     test = evaluate(accelerator, outcome["model"], evaluator, splits["test"])
+    # The embedded clips' split of clips that differ only in direction or order (order-blind models fail it).
+    temporal = evaluate(accelerator, outcome["model"], evaluator, splits["temporal_test"]) \
+        if "temporal_test" in splits else None
     summary = None
     if accelerator.is_main_process:
         trained = accelerator.unwrap_model(outcome["model"])
@@ -189,8 +194,13 @@ def main(argv: list[str] | None = None) -> dict | None:
                    "args": to_json_dict(args)}
         if "rcar_history" in outcome:
             summary["rcar_history"] = outcome["rcar_history"]
+        if temporal is not None:
+            summary["temporal_test"] = temporal
         write_json_atomically(Path(args.output_dir) / "metrics.json", summary)
         print_report(test)
+        if temporal is not None:
+            print("temporal test split (clips that differ only in direction or order):")
+            print_report(temporal)
         accelerator.print(f"saved model and processor to {final_dir.resolve()}")
     accelerator.end_training()
     return summary

@@ -1,4 +1,4 @@
-"""Data: the synthetic multilingual scene generator, manifests and image decoding."""
+"""Data: the synthetic multilingual scene and clip generators, manifests and image decoding."""
 
 from mmml.data.images import ImageDecodeError, decode_image
 from mmml.data.manifest import (
@@ -11,15 +11,20 @@ from mmml.data.manifest import (
     write_manifest,
 )
 from mmml.data.scenes import (
+    CLIP_SPLITS,
     LABEL_VOCABULARY,
     SCENE_LANGUAGES,
+    ClipConfig,
     SceneConfig,
+    build_clip_dataset,
     build_scene_dataset,
     label_vocabulary,
 )
 
 __all__ = [
     "BadSampleError",
+    "CLIP_SPLITS",
+    "ClipConfig",
     "ImageDecodeError",
     "LABEL_VOCABULARY",
     "ManifestFormatError",
@@ -27,6 +32,7 @@ __all__ = [
     "SCENE_LANGUAGES",
     "SceneConfig",
     "SkippedRow",
+    "build_clip_dataset",
     "build_scene_dataset",
     "decode_image",
     "label_vocabulary",

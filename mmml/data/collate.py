@@ -7,28 +7,44 @@ decoded raises a `BadSampleError` naming the file and the dataset row, or, with
 batch's `num_skipped_samples` (which `mmml.training.run_training_loop` pops and totals).
 
 Media columns are decoded by the decoder registered for their name (`register_media_decoder`):
-`image` by `mmml.data.decode_image` out of the box; video and audio decoders register the same way.
+`image` by `mmml.data.decode_image` and `video` by `mmml.data.video.VideoDecoder` (8 frames, TSN
+`"segments"` sampling, decord or PyAV) out of the box; audio decoders register the same way.
 A decoder takes one source (path, bytes, `{"bytes", "path"}` dict, ...) and returns what the
 processor takes for one item; it signals a bad file by raising a ValueError or OSError whose
 message names the file.
+
+Random draws while decoding (which frames a training clip shows): a decoder registered with
+`seeded=True` is called as `decode(source, rng=rng)`, `rng` a `numpy.random.Generator` seeded by the
+item's `media_seed` (`MultimodalPairs` items carry `(seed, epoch, index)`) and the column's name, so
+a resumed run and every DataLoader worker see the same frames; items without a `media_seed` get
+`rng=None` (fresh entropy). Decoder options (frames per clip, sampling) are set per collator:
+`MultimodalCollator(processor, decoder_options={"video": {"num_frames": 16}})`; evaluation uses
+`decoder_options=EVALUATION_DECODER_OPTIONS` (uniform sampling); code that decodes outside a
+collator takes `evaluation_media_decoder(column)`.
 """
 
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from mmml.data.images import decode_image
 from mmml.data.manifest import BadSampleError
+from mmml.data.video import VideoDecoder
 
 __all__ = [
     "DECODE_ERRORS",
+    "EVALUATION_DECODER_OPTIONS",
     "MEDIA_DECODERS",
     "MediaDecoder",
     "MultimodalCollator",
+    "evaluation_media_decoder",
+    "media_rng",
     "register_media_decoder",
 ]
 
@@ -40,46 +56,85 @@ DECODE_ERRORS = (ValueError, OSError)
 SKIPPED_SAMPLES_KEY = "num_skipped_samples"
 # `__call__` arguments of the processor, by the usual column names.
 _DEFAULT_PROCESSOR_ARGUMENTS = {"image": "images", "video": "videos", "audio": "audio"}
+# `decoder_options` for evaluation collators: clips sampled uniformly (deterministic), not TSN segments.
+EVALUATION_DECODER_OPTIONS: dict[str, dict[str, Any]] = {"video": {"sampling": "uniform"}}
 
 
 class MediaDecoder:
-    """A decoder for one media column: `decode(source)` and the processor argument it feeds (`images`, ...)."""
+    """A decoder for one media column: `decode(source)` and the processor argument it feeds (`images`, ...).
 
-    __slots__ = ("decode", "processor_argument")
+    `seeded=True`: `decode` draws at random and takes `rng=` (a `numpy.random.Generator` or None),
+    which the collator seeds per item (see the module docstring). A `decode` with a
+    `replace(**options)` method (e.g. `VideoDecoder`) takes options through `with_options`.
+    """
 
-    def __init__(self, decode: Callable[[Any], Any], processor_argument: str):
+    __slots__ = ("decode", "processor_argument", "seeded")
+
+    def __init__(self, decode: Callable[..., Any], processor_argument: str, seeded: bool = False):
         if processor_argument not in ("images", "videos", "audio"):
             raise ValueError(f"processor_argument must be 'images', 'videos' or 'audio', got {processor_argument!r}")
         self.decode = decode
         self.processor_argument = processor_argument
+        self.seeded = bool(seeded)
+
+    def with_options(self, **options) -> MediaDecoder:
+        """This decoder with some options changed (`decode.replace(**options)`, validated now)."""
+        replace = getattr(self.decode, "replace", None)
+        if not callable(replace):
+            name = getattr(self.decode, "__qualname__", type(self.decode).__name__)
+            raise ValueError(f"the decoder {name} takes no options (got {sorted(options)}); register a decoder "
+                             "object with a replace(**options) method, such as mmml.data.video.VideoDecoder")
+        return MediaDecoder(replace(**options), self.processor_argument, self.seeded)
 
     def __getstate__(self):
-        return (self.decode, self.processor_argument)
+        return (self.decode, self.processor_argument, self.seeded)
 
     def __setstate__(self, state):
-        self.decode, self.processor_argument = state
+        self.decode, self.processor_argument = state[:2]
+        self.seeded = state[2] if len(state) > 2 else False
 
     def __repr__(self) -> str:
         name = getattr(self.decode, "__qualname__", repr(self.decode))
-        return f"MediaDecoder({name}, {self.processor_argument!r})"
+        seeded = ", seeded=True" if self.seeded else ""
+        return f"MediaDecoder({name}, {self.processor_argument!r}{seeded})"
 
 
 # column name -> decoder; collators copy it when they are built.
-MEDIA_DECODERS: dict[str, MediaDecoder] = {"image": MediaDecoder(decode_image, "images")}
+MEDIA_DECODERS: dict[str, MediaDecoder] = {
+    "image": MediaDecoder(decode_image, "images"),
+    "video": MediaDecoder(VideoDecoder(num_frames=8, sampling="segments"), "videos", seeded=True),
+}
 
 
-def register_media_decoder(column: str, decode: Callable[[Any], Any], processor_argument: str | None = None) -> None:
+def register_media_decoder(column: str, decode: Callable[..., Any], processor_argument: str | None = None,
+                           seeded: bool = False) -> None:
     """Decode the media column `column` with `decode` (a module-level function, so workers can pickle it).
 
     `processor_argument`: the processor's `__call__` argument the decoded values go to; by default
-    `images` / `videos` / `audio` for the columns `image` / `video` / `audio`. Collators built
-    afterwards use it.
+    `images` / `videos` / `audio` for the columns `image` / `video` / `audio`. `seeded`: `decode`
+    takes `rng=` (per-item random draws, see the module docstring). Collators built afterwards use it.
     """
     argument = processor_argument or _DEFAULT_PROCESSOR_ARGUMENTS.get(column)
     if argument is None:
         raise ValueError(f"say which processor argument column {column!r} feeds: processor_argument='images', "
                          "'videos' or 'audio'")
-    MEDIA_DECODERS[column] = MediaDecoder(decode, argument)
+    MEDIA_DECODERS[column] = MediaDecoder(decode, argument, seeded=seeded)
+
+
+def evaluation_media_decoder(column: str) -> MediaDecoder | None:
+    """The registered decoder of `column` with `EVALUATION_DECODER_OPTIONS` applied (uniform clips), or None."""
+    decoder = MEDIA_DECODERS.get(column)
+    options = EVALUATION_DECODER_OPTIONS.get(column)
+    return decoder.with_options(**options) if decoder is not None and options else decoder
+
+
+def media_rng(item: Mapping[str, Any], column: str) -> np.random.Generator | None:
+    """The generator a seeded decoder of `column` draws from for `item`: from its `media_seed`, else None."""
+    seed = item.get("media_seed")
+    if seed is None:
+        return None
+    entropy = [int(value) for value in np.atleast_1d(np.asarray(seed, dtype=np.int64))]
+    return np.random.default_rng(entropy + [zlib.crc32(column.encode("utf-8"))])
 
 
 def _describe_source(source: Any) -> str:
@@ -89,6 +144,10 @@ def _describe_source(source: Any) -> str:
         return str(path) if path else f"<{len(data) if data else 0} bytes>"
     if isinstance(source, (bytes, bytearray)):
         return f"<{len(source)} bytes>"
+    if isinstance(source, np.ndarray):
+        return f"<{type(source).__name__} of shape {tuple(source.shape)}>"
+    if isinstance(source, (list, tuple)):
+        return f"<in-memory clip of {len(source)} frames>"
     return str(source) if isinstance(source, str) else type(source).__name__
 
 
@@ -112,12 +171,17 @@ class MultimodalCollator:
         route_by_language: pass the items' languages to the processor (`language=`, MLA) and keep
             the `language` it returns.
         decoders: column -> `MediaDecoder`; default: a copy of `MEDIA_DECODERS` when built.
+        decoder_options: column -> options for that column's decoder, e.g. `{"video": {"num_frames":
+            16, "sampling": "uniform"}}` (`VideoDecoder`'s options: `num_frames`, `sampling`,
+            `decoder`, `short_clip`, `num_threads`); checked when the collator is built.
+            `EVALUATION_DECODER_OPTIONS` switches clips to uniform sampling.
 
     Picklable (no lambdas), so it works in DataLoader worker processes of any start method.
     """
 
     def __init__(self, processor, max_text_length: int | None = None, skip_bad_samples: bool = False,
-                 route_by_language: bool = False, decoders: Mapping[str, MediaDecoder] | None = None):
+                 route_by_language: bool = False, decoders: Mapping[str, MediaDecoder] | None = None,
+                 decoder_options: Mapping[str, Mapping[str, Any]] | None = None):
         from transformers import PreTrainedTokenizerBase
 
         if isinstance(processor, PreTrainedTokenizerBase):
@@ -129,6 +193,11 @@ class MultimodalCollator:
         self.skip_bad_samples = skip_bad_samples
         self.route_by_language = route_by_language
         self.decoders = dict(MEDIA_DECODERS if decoders is None else decoders)
+        for column, options in (decoder_options or {}).items():
+            if column not in self.decoders:
+                raise ValueError(f"decoder_options for {column!r}, which has no decoder; "
+                                 f"decoders: {sorted(self.decoders)}")
+            self.decoders[column] = self.decoders[column].with_options(**options)
 
     def _text_kwargs(self) -> dict[str, Any]:
         return {} if self.max_text_length is None else {"text_kwargs": {"max_length": self.max_text_length}}
@@ -143,7 +212,11 @@ class MultimodalCollator:
             values = {}
             try:
                 for column in columns:
-                    values[column] = self.decoders[column].decode(item[column])
+                    decoder = self.decoders[column]
+                    if decoder.seeded:
+                        values[column] = decoder.decode(item[column], rng=media_rng(item, column))
+                    else:
+                        values[column] = decoder.decode(item[column])
             except DECODE_ERRORS as error:
                 row = item.get("row", item.get("index"))
                 source = _describe_source(item[column])

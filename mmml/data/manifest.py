@@ -1,18 +1,21 @@
 """Reading and writing JSON-lines manifests.
 
-A manifest has one JSON object per line and one row per image::
+A manifest has one JSON object per line and one row per image or video clip::
 
     {"image": "images/x.png", "captions": {"en": ["..."], "de": ["..."]}, ...other fields}
+    {"video": "clips/x.mp4", "captions": {"en": ["..."], "de": ["..."]}, ...other fields}
 
 Paths are relative to the manifest file. :func:`load_manifest` returns a ``datasets.Dataset``
-whose ``image`` column holds absolute path strings (decoding is left to mmml's processors),
-``captions`` is a struct with one list of strings per language (empty where a row lacks the
-language), and every other field is kept; the media paths in :data:`MEDIA_PATH_FIELDS` are made
-absolute as well. Every image is checked on load; a bad one raises :class:`BadSampleError` or,
+whose ``image`` / ``video`` columns hold absolute path strings (decoding is left to mmml's
+processors), ``captions`` is a struct with one list of strings per language (empty where a row
+lacks the language), and every other field is kept; the media paths in :data:`MEDIA_PATH_FIELDS`
+are made absolute as well. Every image and clip is checked on load (an image: PIL can open and
+verify it; a clip: the container opens, has a video stream and its first frame decodes, with PyAV
+or decord; only existence when neither is installed); a bad one raises :class:`BadSampleError` or,
 with ``skip_bad_samples=True``, is skipped, logged and listed in the :class:`ManifestReport` of
-:func:`load_manifest_with_report`. Structural problems (invalid JSON, a row without ``image`` or
-``captions``) always raise :class:`ManifestFormatError`: nothing is dropped silently. Rows are
-numbered by their 1-based line in the file.
+:func:`load_manifest_with_report`. Structural problems (invalid JSON, a row with neither ``image``
+nor ``video``, or without ``captions``) always raise :class:`ManifestFormatError`: nothing is
+dropped silently. Rows are numbered by their 1-based line in the file.
 """
 
 from __future__ import annotations
@@ -32,30 +35,37 @@ from datasets import Image as ImageFeature
 from PIL import Image
 
 from mmml.data.images import decode_image
+from mmml.data.video import video_problem
 
 logger = logging.getLogger(__name__)
 
-#: fields besides ``image`` holding a path relative to the manifest; made absolute on load (not checked)
-MEDIA_PATH_FIELDS: tuple[str, ...] = ("speech", "audio", "video")
+#: fields besides ``image`` / ``video`` holding a path relative to the manifest; made absolute on load (not checked)
+MEDIA_PATH_FIELDS: tuple[str, ...] = ("speech", "audio")
+#: the media fields a row needs one of; each is made absolute and checked on load
+CHECKED_MEDIA_FIELDS: tuple[str, ...] = ("image", "video")
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 class ManifestFormatError(ValueError):
-    """The manifest itself is malformed (bad JSON, missing ``image``/``captions``, bad types)."""
+    """The manifest itself is malformed (bad JSON, missing ``image`` / ``video`` / ``captions``, bad types)."""
 
 
 class BadSampleError(ValueError):
-    """A manifest row points to an image that is missing or cannot be read."""
+    """A manifest row points to an image or clip that is missing or cannot be read."""
 
 
 @dataclass(frozen=True)
 class SkippedRow:
-    """A row left out by ``skip_bad_samples=True``; ``row`` is the 1-based line number."""
+    """A row left out by ``skip_bad_samples=True``; ``row`` is the 1-based line number.
+
+    ``image`` is the bad file's path (also for a clip: ``column`` says which field it was).
+    """
 
     row: int
     image: str
     reason: str
+    column: str = "image"
 
 
 @dataclass
@@ -85,6 +95,9 @@ def image_problem(path: str | os.PathLike) -> str | None:
     except Exception as error:  # PIL raises many types for corrupt files
         return f"PIL cannot read it ({type(error).__name__}: {error})"
     return None
+
+
+_MEDIA_CHECKS = {"image": image_problem, "video": video_problem}
 
 
 def _iter_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -129,8 +142,8 @@ def load_manifest_with_report(
 
     Args:
         path: the ``.jsonl`` manifest.
-        skip_bad_samples: skip rows whose image is missing or unreadable (logged as a warning and
-            listed in the report) instead of raising :class:`BadSampleError`.
+        skip_bad_samples: skip rows whose image or clip is missing or unreadable (logged as a
+            warning and listed in the report) instead of raising :class:`BadSampleError`.
         languages: caption languages to keep, in this order (absent ones become empty lists);
             default: every language seen in the file, in order of first appearance.
     """
@@ -146,26 +159,33 @@ def load_manifest_with_report(
     for line_number, row in _iter_rows(manifest):
         report.rows_read += 1
         where = f"{manifest}: row {line_number}"
-        for required in ("image", "captions"):
-            if required not in row:
-                raise ManifestFormatError(f"{where}: missing required field {required!r}")
-        image = row["image"]
-        if not isinstance(image, str) or not image:
-            raise ManifestFormatError(f"{where}: 'image' must be a non-empty path string, got {image!r}")
+        media = [name for name in CHECKED_MEDIA_FIELDS if name in row]
+        if not media:
+            raise ManifestFormatError(f"{where}: missing required field 'image' (or 'video' for a clip)")
+        if "captions" not in row:
+            raise ManifestFormatError(f"{where}: missing required field 'captions'")
+        for name in media:
+            if not isinstance(row[name], str) or not row[name]:
+                raise ManifestFormatError(f"{where}: {name!r} must be a non-empty path string, got {row[name]!r}")
         row_captions = _normalise_captions(row["captions"], where)
         # the schema comes from every row, so skipping a bad one never changes it
         seen_languages.update(dict.fromkeys(row_captions))
         columns.update(dict.fromkeys(row))
-        image_path = _absolute(base, image)
-        problem = image_problem(image_path)
-        if problem is not None:
+        kept = dict(row)
+        bad = None
+        for name in media:
+            kept[name] = _absolute(base, row[name])
+            problem = _MEDIA_CHECKS[name](kept[name])
+            if problem is not None:
+                bad = SkippedRow(line_number, kept[name], problem, column=name)
+                break
+        if bad is not None:
             if not skip_bad_samples:
                 raise BadSampleError(
-                    f"{where}: image {image_path}: {problem} (pass skip_bad_samples=True to skip such rows)"
+                    f"{where}: {bad.column} {bad.image}: {bad.reason} (pass skip_bad_samples=True to skip such rows)"
                 )
-            report.skipped.append(SkippedRow(line_number, image_path, problem))
+            report.skipped.append(bad)
             continue
-        kept = dict(row, image=image_path)
         for name in MEDIA_PATH_FIELDS:
             if isinstance(kept.get(name), str) and kept[name]:
                 kept[name] = _absolute(base, kept[name])
@@ -174,7 +194,7 @@ def load_manifest_with_report(
 
     if report.skipped:
         logger.warning(
-            "%s: skipped %d of %d rows with bad images (rows %s)",
+            "%s: skipped %d of %d rows with bad images or clips (rows %s)",
             manifest, report.num_skipped, report.rows_read, ", ".join(str(s.row) for s in report.skipped),
         )
     caption_languages = list(languages) if languages is not None else list(seen_languages)
@@ -192,8 +212,8 @@ def _rows_to_dataset(
     captions_type = pa.struct([(language, pa.list_(pa.string())) for language in languages])
     mapping: dict[str, Any] = {}
     for name in columns:
-        if name == "image":
-            mapping[name] = pa.array([row["image"] for row in rows], type=pa.string())
+        if name in CHECKED_MEDIA_FIELDS:
+            mapping[name] = pa.array([row.get(name) for row in rows], type=pa.string())
         elif name == "captions":
             mapping[name] = pa.array(
                 [{language: texts.get(language, []) for language in languages} for texts in captions],

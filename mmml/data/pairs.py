@@ -126,7 +126,10 @@ class MultimodalPairs(Dataset):
             or a sequence of label ids (one position per id, in that order; other ids ignored).
 
     An item is `{"row": dataset row, "index": item index, "text", "language", <media column>:
-    source, ["paired_text"], ["labels"]}`. `__getitems__` fetches a batch of items in one read.
+    source, ["media_seed"], ["paired_text"], ["labels"]}`; `media_seed` (with media columns) is
+    `(seed, epoch, index)`, from which the collator seeds random draws while decoding (the frames a
+    training clip shows), so they too are the same in resumed runs and in every worker.
+    `__getitems__` fetches a batch of items in one read.
     """
 
     def __init__(self, dataset, media_columns: Sequence[str] = ("image",), languages: Sequence[str] | None = None,
@@ -218,6 +221,8 @@ class MultimodalPairs(Dataset):
         epoch = self.epoch
         language, text = self.caption(index, epoch)
         item = {"row": self.row_indices[index], "index": index, "text": text, "language": language, **media}
+        if self.media_columns:
+            item["media_seed"] = (self.seed, epoch, index)
         if self.paired_caption:
             item["paired_text"] = self.second_caption(index, epoch)[1]
         if self.labels is not None:

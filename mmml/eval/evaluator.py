@@ -9,7 +9,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from mmml.data.collate import MEDIA_DECODERS, MediaDecoder
+from mmml.data.collate import MEDIA_DECODERS, MediaDecoder, evaluation_media_decoder
 from mmml.eval.retrieval import DEFAULT_CHUNK_SIZE, retrieval_metrics_from_embeddings, two_stage_retrieval_metrics
 
 __all__ = ["DEFAULT_RERANK_TOP_K", "RetrievalEvaluator"]
@@ -120,7 +120,7 @@ class RetrievalEvaluator:
         self.rerank_batch_size = rerank_batch_size or batch_size
         if gallery_modality == "text":
             raise ValueError("gallery_modality must be a non-text modality (image, video, audio); captions are the queries")
-        decoder = media_decoder or MEDIA_DECODERS.get(gallery_modality)
+        decoder = media_decoder or evaluation_media_decoder(gallery_modality)  # deterministic (uniform clips)
         if decoder is None:
             raise ValueError(f"no media decoder is registered for {gallery_modality!r} (registered: "
                              f"{sorted(MEDIA_DECODERS)}); pass media_decoder= or register one in mmml.data.collate")

@@ -28,6 +28,10 @@ class DataArguments:
     captions_per_language: int = 2
     difficulty: int = 0
     image_size: int = 60
+    # Video models: frames per embedded clip, and frames sampled per clip (segments in training,
+    # uniform in evaluation); the embedded clips' temporal test split (pairs of a clip and its reversal).
+    num_frames: int = 8
+    num_temporal_test_clips: int = 1000
     # Undecodable files: False raises an error naming the file and row; True skips them and counts them.
     skip_bad_samples: bool = False
     # DataLoader worker processes that decode and process each batch (0: in the training process).

@@ -21,8 +21,8 @@ from torch.utils.data import DataLoader
 from transformers import CONFIG_MAPPING, AutoModel, AutoProcessor, CLIPImageProcessor, PreTrainedConfig
 from transformers.models.auto.processing_auto import PROCESSOR_MAPPING
 
-from ..data import SceneConfig, build_scene_dataset, load_manifest
-from ..data.collate import MultimodalCollator
+from ..data import ClipConfig, SceneConfig, build_clip_dataset, build_scene_dataset, load_manifest
+from ..data.collate import MultimodalCollator, evaluation_media_decoder
 from ..data.noise import add_noise_to_dataset
 from ..data.pairs import LengthGroupedBatchSampler, MultimodalPairs
 from ..eval import RetrievalEvaluator
@@ -46,8 +46,19 @@ def make_accelerator(args) -> Accelerator:
     )
 
 
-def load_splits(args, splits: tuple[str, ...] = SPLITS) -> dict:
-    """`datasets.Dataset`s per split: the generated scenes, or `<data>/<split>.jsonl` manifests."""
+def load_splits(args, splits: tuple[str, ...] = SPLITS, modalities: tuple[str, ...] = ("image", "text")) -> dict:
+    """`datasets.Dataset`s per split: the generated scenes (clips of moving shapes when the model encodes
+    video, with their `temporal_test` split too), or `<data>/<split>.jsonl` manifests."""
+    if args.data == "embedded" and "video" in modalities:
+        config = ClipConfig(
+            num_train=args.num_train_scenes, num_val=args.num_val_scenes, num_test=args.num_test_scenes,
+            num_temporal_test=args.num_temporal_test_clips if "test" in splits else 0,
+            num_frames=args.num_frames, image_size=args.image_size,
+            captions_per_language=args.captions_per_language, seed=args.seed,
+            **({"languages": tuple(args.languages)} if args.languages else {}),
+        )
+        wanted = (*splits, "temporal_test") if "test" in splits and args.num_temporal_test_clips else splits
+        return {name: split for name, split in build_clip_dataset(config).items() if name in wanted}
     if args.data == "embedded":
         config = SceneConfig(
             num_train=args.num_train_scenes,
@@ -188,7 +199,7 @@ def build_train_loader(args, train_split, processor, model, labels=None) -> tupl
     pairs = MultimodalPairs(train_split, media_columns=media_columns(model), languages=args.languages, seed=args.seed,
                             **options)
     collate = MultimodalCollator(processor, max_text_length=args.max_text_length,
-                                 skip_bad_samples=args.skip_bad_samples)
+                                 skip_bad_samples=args.skip_bad_samples, decoder_options=_decoder_options(args, model))
     # Creating a DataLoader iterator draws a seed; from a generator of its own, not from the global
     # RNG, so a resumed run (which starts a new iterator mid-epoch) keeps the dropout RNG stream.
     generator = torch.Generator().manual_seed(args.seed)
@@ -220,7 +231,18 @@ def gallery_modality(config) -> str:
     return others[0]
 
 
+def _decoder_options(args, model_or_config) -> dict:
+    """Options of the media decoders the model's modalities need (frames per clip for video)."""
+    config = getattr(model_or_config, "config", model_or_config)
+    return {"video": {"num_frames": args.num_frames}} if "video" in config.modalities else {}
+
+
 def make_evaluator(args, processor, config) -> RetrievalEvaluator:
     """Per-language retrieval of the model's gallery modality by its captions (uniformly sampled frames for video)."""
+    gallery = gallery_modality(config)
+    decoder = evaluation_media_decoder(gallery)
+    options = _decoder_options(args, config).get(gallery)
+    if decoder is not None and options:
+        decoder = decoder.with_options(**options)
     return RetrievalEvaluator(processor, languages=args.languages, batch_size=args.eval_batch_size,
-                              gallery_modality=gallery_modality(config))
+                              gallery_modality=gallery, media_decoder=decoder)

@@ -1,6 +1,10 @@
 """Spanish captions with gender agreement: "un círculo rojo grande", "una estrella roja pequeña".
 
 Both adjectives follow the noun (a prenominal "grande" would shorten to "gran" and mean "great").
+
+Clips: "Un círculo rojo pequeño se mueve hacia la izquierda, luego aparece un cuadrado azul grande":
+"aparecer"-type verbs put their subject after the verb, and a continuing subject is left out
+(Spanish is a null-subject language): "Aparece un círculo rojo pequeño y después se mueve hacia arriba".
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from typing import Sequence
 
 from mmml.data.scenes.grammars.base import grid_table
 from mmml.data.scenes.grammars.copular import CopularGrammar
+from mmml.data.scenes.grammars.motion import MotionGrammar, style_table
+from mmml.data.scenes.motion import CLIP_CAPTION_TEMPLATES, action_direction
 from mmml.data.scenes.spec import SceneObject
 
 SHAPE_NOUNS = {
@@ -35,8 +41,20 @@ RELATION_PHRASES = {
 }
 FIGURE_COUNT = {1: "una", 2: "dos", 3: "tres", 4: "cuatro", 5: "cinco", 6: "seis"}
 
+# clips: one present-tense verb phrase per lexical style; "{}" takes the direction
+MOTION_VERBS = {
+    "move": ("se mueve {}", "se desliza {}", "avanza {}"),
+    "appear": ("aparece", "surge", "se hace visible"),
+    "disappear": ("desaparece", "se desvanece", "se esfuma"),
+}
+DIRECTIONS = {"left": "hacia la izquierda", "right": "hacia la derecha", "up": "hacia arriba", "down": "hacia abajo"}
+MOTION_LEADS = {"then": "", "and_then": "", "first_then": "primero ", "after_that": ""}
+MOTION_JOINERS = {
+    "then": ", luego ", "and_then": " y después ", "first_then": ", luego ", "after_that": ". A continuación, ",
+}
 
-class SpanishGrammar(CopularGrammar):
+
+class SpanishGrammar(CopularGrammar, MotionGrammar):
     code = "es"
     last_joiner = " y "
     positions = POSITIONS
@@ -46,6 +64,10 @@ class SpanishGrammar(CopularGrammar):
     relation_phrases = RELATION_PHRASES
     number_words = FIGURE_COUNT
     shape_nouns = ("figura", "figuras")
+    motion_leads = MOTION_LEADS
+    motion_joiners = MOTION_JOINERS
+    motion_ellipsis = frozenset(CLIP_CAPTION_TEMPLATES)
+    motion_verb_first = frozenset({"appear"})
 
     def join(self, items: Sequence[str]) -> str:
         # "y" becomes "e" before an /i/ sound ("i-", "hi-" but not "hie-")
@@ -65,3 +87,11 @@ class SpanishGrammar(CopularGrammar):
 
     def noun_phrase_forms(self, obj: SceneObject) -> tuple[str, ...]:
         return (self.bare_noun_phrase(obj),)
+
+    def motion_verb(self, obj: SceneObject, action: str, style: int) -> str:
+        direction = action_direction(action)
+        phrase = style_table(MOTION_VERBS, action, style)
+        return phrase.format(DIRECTIONS[direction]) if direction else phrase
+
+    def motion_pronoun(self, obj: SceneObject) -> str:
+        return ""

@@ -2,12 +2,17 @@
 
 Size adjectives go before the noun, colours after it: "un grand cercle rouge",
 "une petite étoile verte"; "de un" elides to "d'un".
+
+Clips: "Un petit cercle rouge se déplace vers la gauche, puis un grand carré bleu apparaît"; a
+continuing subject is "il" / "elle" by the noun's gender ("..., puis elle s'efface").
 """
 
 from __future__ import annotations
 
 from mmml.data.scenes.grammars.base import grid_table
 from mmml.data.scenes.grammars.copular import CopularGrammar
+from mmml.data.scenes.grammars.motion import MotionGrammar, style_table
+from mmml.data.scenes.motion import action_direction
 from mmml.data.scenes.spec import SceneObject
 
 SHAPE_NOUNS = {
@@ -33,12 +38,23 @@ POSITIONS = grid_table(
 RELATION_PHRASES = {"left_of": "à gauche", "right_of": "à droite", "above": "au-dessus", "below": "en dessous"}
 FORM_COUNT = {1: "une", 2: "deux", 3: "trois", 4: "quatre", 5: "cinq", 6: "six"}
 
+# clips: one present-tense verb phrase per lexical style; "{}" takes the direction
+MOTION_VERBS = {
+    "move": ("se déplace {}", "glisse {}", "se dirige {}"),
+    "appear": ("apparaît", "surgit", "fait son apparition"),
+    "disappear": ("disparaît", "s'efface", "s'évanouit"),
+}
+DIRECTIONS = {"left": "vers la gauche", "right": "vers la droite", "up": "vers le haut", "down": "vers le bas"}
+PRONOUNS = {"m": "il", "f": "elle"}
+MOTION_LEADS = {"then": "", "and_then": "", "first_then": "d'abord, ", "after_that": ""}
+MOTION_JOINERS = {"then": ", puis ", "and_then": " et ensuite ", "first_then": ", puis ", "after_that": ". Ensuite, "}
+
 
 def _gender_index(gender: str) -> int:
     return 0 if gender == "m" else 1
 
 
-class FrenchGrammar(CopularGrammar):
+class FrenchGrammar(CopularGrammar, MotionGrammar):
     code = "fr"
     last_joiner = " et "
     positions = POSITIONS
@@ -49,6 +65,8 @@ class FrenchGrammar(CopularGrammar):
     count_colon = " : "
     number_words = FORM_COUNT
     shape_nouns = ("forme", "formes")
+    motion_leads = MOTION_LEADS
+    motion_joiners = MOTION_JOINERS
 
     def bare_noun_phrase(self, obj: SceneObject) -> str:
         noun, gender = SHAPE_NOUNS[obj.shape]
@@ -67,3 +85,11 @@ class FrenchGrammar(CopularGrammar):
 
     def relative_position(self, relation: str, reference: SceneObject) -> str:
         return f"{RELATION_PHRASES[relation]} {self.of_noun_phrase(reference)}"
+
+    def motion_verb(self, obj: SceneObject, action: str, style: int) -> str:
+        direction = action_direction(action)
+        phrase = style_table(MOTION_VERBS, action, style)
+        return phrase.format(DIRECTIONS[direction]) if direction else phrase
+
+    def motion_pronoun(self, obj: SceneObject) -> str:
+        return PRONOUNS[SHAPE_NOUNS[obj.shape][1]]

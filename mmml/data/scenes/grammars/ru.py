@@ -2,6 +2,10 @@
 
 Nominative in lists ("большой красный круг", "маленькая синяя звезда"); genitive after
 "слева от"/"справа от"; instrumental after "над"/"под". Russian has no articles.
+
+Clips: present-tense imperfective verbs, "Маленький красный круг движется влево, затем появляется
+большой синий квадрат": "появляться"-type verbs put their subject after the verb, a continuing
+subject is "он" / "она" / "оно" by gender, or left out after "а потом".
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from typing import Sequence
 
 from mmml.data.scenes.grammars.base import grid_table, join_list
 from mmml.data.scenes.grammars.copular import CopularGrammar
+from mmml.data.scenes.grammars.motion import MotionGrammar, style_table
+from mmml.data.scenes.motion import action_direction
 from mmml.data.scenes.spec import SceneObject
 
 # gender, then the noun in nominative, genitive and instrumental singular
@@ -75,13 +81,26 @@ FIGURE_COUNT = {
     1: "одна фигура", 2: "две фигуры", 3: "три фигуры", 4: "четыре фигуры", 5: "пять фигур", 6: "шесть фигур",
 }
 
+# clips: one present-tense verb phrase per lexical style; "{}" takes the direction
+MOTION_VERBS = {
+    "move": ("движется {}", "смещается {}", "перемещается {}"),
+    "appear": ("появляется", "возникает", "показывается"),
+    "disappear": ("исчезает", "пропадает", "скрывается из виду"),
+}
+DIRECTIONS = {"left": "влево", "right": "вправо", "up": "вверх", "down": "вниз"}
+PRONOUNS = {"m": "он", "f": "она", "n": "оно"}
+MOTION_LEADS = {"then": "", "and_then": "", "first_then": "сначала ", "after_that": ""}
+MOTION_JOINERS = {
+    "then": ", затем ", "and_then": ", а потом ", "first_then": ", потом ", "after_that": ". После этого ",
+}
+
 
 def _adjective(stem_and_type: tuple[str, str], case: str, gender: str) -> str:
     stem, declension = stem_and_type
     return stem + ADJECTIVE_ENDINGS[declension][case][gender]
 
 
-class RussianGrammar(CopularGrammar):
+class RussianGrammar(CopularGrammar, MotionGrammar):
     code = "ru"
     last_joiner = " и "
     positions = POSITIONS
@@ -91,6 +110,11 @@ class RussianGrammar(CopularGrammar):
     copula = "находится"
     # independent clauses: "A, B, а C" (a comma always precedes "а")
     clause_last_joiner = ", а "
+    motion_leads = MOTION_LEADS
+    motion_joiners = MOTION_JOINERS
+    # "..., а потом движется вверх"
+    motion_ellipsis = frozenset({"and_then"})
+    motion_verb_first = frozenset({"appear"})
 
     def noun_phrase(self, obj: SceneObject, case: str = "nom") -> str:
         gender, forms = SHAPE_NOUNS[obj.shape]
@@ -110,3 +134,11 @@ class RussianGrammar(CopularGrammar):
     def relative_position(self, relation: str, reference: SceneObject) -> str:
         preposition, case = RELATION_PHRASES[relation]
         return f"{preposition} {self.noun_phrase(reference, case)}"
+
+    def motion_verb(self, obj: SceneObject, action: str, style: int) -> str:
+        direction = action_direction(action)
+        phrase = style_table(MOTION_VERBS, action, style)
+        return phrase.format(DIRECTIONS[direction]) if direction else phrase
+
+    def motion_pronoun(self, obj: SceneObject) -> str:
+        return PRONOUNS[SHAPE_NOUNS[obj.shape][0]]

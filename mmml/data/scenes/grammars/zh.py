@@ -1,6 +1,10 @@
 """Chinese captions with measure words: "一个红色的大圆形", "一颗蓝色的小星星".
 
 Stars and hearts take 颗, the other shapes 个; two is 两 before a measure word.
+
+Clips: "一个红色的小圆形向左移动，然后出现了一个蓝色的大正方形": appearing is said verb first
+("出现了一个……", the existential order for a new, indefinite object), "先" marks the first event, a
+continuing subject is 它, or left out after 接着.
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from typing import Sequence
 
 from mmml.data.scenes.captions import Relation
 from mmml.data.scenes.grammars.base import Grammar, grid_table
+from mmml.data.scenes.grammars.motion import MotionGrammar, style_table
+from mmml.data.scenes.motion import MotionStep, action_direction
 from mmml.data.scenes.spec import SceneObject
 
 # noun, measure word
@@ -32,8 +38,19 @@ POSITIONS = grid_table(
 RELATION_SIDES = {"left_of": "左边", "right_of": "右边", "above": "上方", "below": "下方"}
 NUMERALS = {1: "一", 2: "两", 3: "三", 4: "四", 5: "五", 6: "六"}
 
+# clips: per lexical style, the verb phrase after its subject ("{}" takes the direction)
+MOTION_VERBS = {
+    "move": ("向{}移动", "朝{}移动", "向{}滑动"),
+    "appear": ("出现了", "冒了出来", "显现出来"),
+    "disappear": ("消失了", "不见了", "从画面中消失了"),
+}
+# styles in which a new object's appearing is said verb first: "出现了一个红色的小圆形"
+APPEAR_VERB_FIRST = {0: "出现了", 1: "冒出了"}
+DIRECTIONS = {"left": "左", "right": "右", "up": "上", "down": "下"}
+MOTION_JOINERS = {"then": "，然后", "and_then": "，接着", "first_then": "，然后", "after_that": "。之后，"}
 
-class ChineseGrammar(Grammar):
+
+class ChineseGrammar(Grammar, MotionGrammar):
     code = "zh"
     last_joiner = "和"
     item_separator = "、"
@@ -83,3 +100,22 @@ class ChineseGrammar(Grammar):
 
     def placement_clause(self, obj: SceneObject) -> str:
         return f"{self.position(obj)}有{self.noun_phrase(obj)}"
+
+    def motion_verb(self, obj: SceneObject, action: str, style: int) -> str:
+        direction = action_direction(action)
+        phrase = style_table(MOTION_VERBS, action, style)
+        return phrase.format(DIRECTIONS[direction]) if direction else phrase
+
+    def motion_pronoun(self, obj: SceneObject) -> str:
+        return "它"
+
+    def motion_clause(self, step: MotionStep, style: int, template: str, index: int) -> str:
+        connector = "" if index == 0 else MOTION_JOINERS[template]
+        first = "先" if index == 0 and template == "first_then" else ""
+        verb = self.motion_verb(step.obj, step.action, style)
+        if step.continues:
+            subject = "" if template == "and_then" else self.motion_pronoun(step.obj)
+            return f"{connector}{subject}{first}{verb}"
+        if step.action == "appear" and style in APPEAR_VERB_FIRST:
+            return f"{connector}{first}{APPEAR_VERB_FIRST[style]}{self.noun_phrase(step.obj)}"
+        return f"{connector}{self.noun_phrase(step.obj)}{first}{verb}"
