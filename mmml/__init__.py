@@ -5,6 +5,7 @@ Importing mmml registers every mmml config, model and processor with transformer
 
 from ._registry import register_auto_classes
 from .models.cmh import CrossModalHashingConfig, CrossModalHashingModel, CrossModalHashingProcessor
+from .models.divtr import DIVTRConfig, DIVTRModel, DIVTROutput, DIVTRProcessor
 from .models.mclip import MCLIPConfig, MCLIPModel, MCLIPProcessor
 from .models.mla import MLAConfig, MLAModel, MLAProcessor
 from .models.vse import VSEConfig, VSEModel, VSEOutput, VSEProcessor
@@ -17,6 +18,10 @@ __all__ = [
     "CrossModalHashingConfig",
     "CrossModalHashingModel",
     "CrossModalHashingProcessor",
+    "DIVTRConfig",
+    "DIVTRModel",
+    "DIVTROutput",
+    "DIVTRProcessor",
     "MCLIPConfig",
     "MCLIPModel",
     "MCLIPProcessor",

@@ -6,6 +6,7 @@ from transformers import AutoConfig, AutoModel, AutoProcessor
 
 from .modeling.tfidf_tower import TfidfEncoderConfig, TfidfEncoderModel
 from .models.cmh import CrossModalHashingConfig, CrossModalHashingModel, CrossModalHashingProcessor
+from .models.divtr import DIVTRConfig, DIVTRModel, DIVTRProcessor
 from .models.mclip import MCLIPConfig, MCLIPModel, MCLIPProcessor
 from .models.mla import MLAConfig, MLAModel, MLAProcessor
 from .models.vse import VSEConfig, VSEModel, VSEProcessor
@@ -16,6 +17,7 @@ AUTO_REGISTRY = [
     (MLAConfig, MLAModel, MLAProcessor),
     (CrossModalHashingConfig, CrossModalHashingModel, CrossModalHashingProcessor),
     (VSEConfig, VSEModel, VSEProcessor),
+    (DIVTRConfig, DIVTRModel, DIVTRProcessor),
 ]
 # (config, model) of towers that families build from sub-configs; they have no processor of their own.
 TOWER_REGISTRY = [
