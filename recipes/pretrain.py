@@ -90,7 +90,7 @@ def train(args: PretrainArguments, accelerator: Accelerator, model, processor, s
         mask = None if noise_mask is None else noise_mask[pairs.row_indices]  # rows without a caption are left out
         robust = RobustTraining(args, len(pairs), mask, args.output_dir)
     optimizer, scheduler = build_optimizer_and_schedule(
-        model, args.learning_rate, args.weight_decay, args.warmup_steps, args.max_steps
+        model, args.learning_rate, args.weight_decay, args.warmup_steps, args.max_steps, args.lr_multipliers
     )
     model, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
     evaluator = make_evaluator(args, processor, accelerator.unwrap_model(model).config)

@@ -114,7 +114,7 @@ def train(args: TrainHashingArguments, accelerator: Accelerator, model, processo
     epoch_aware, loader, pairs = build_train_loader(
         args, splits["train"], processor, model, labels=OBJECT_LABEL_IDS if relevance == "labels" else None)
     optimizer, scheduler = build_optimizer_and_schedule(
-        model, args.learning_rate, args.weight_decay, args.warmup_steps, args.max_steps
+        model, args.learning_rate, args.weight_decay, args.warmup_steps, args.max_steps, args.lr_multipliers
     )
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     if len(loader) < args.gradient_accumulation_steps:

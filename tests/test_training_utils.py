@@ -86,3 +86,16 @@ def test_no_weight_decay_on_biases_norms_and_logit_scale():
     decay, no_decay = parameter_groups(M(), 0.1)
     assert len(decay["params"]) == 1 and decay["weight_decay"] == 0.1
     assert len(no_decay["params"]) == 4 and no_decay["weight_decay"] == 0.0
+
+
+def test_lr_multipliers_scale_the_named_parameters_only():
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.LayerNorm(3), torch.nn.Linear(3, 2))
+    groups = parameter_groups(model, 0.1, learning_rate=1e-3, lr_multipliers={"2": 10.0})
+    lrs = {id(p): group.get("lr", 1e-3) for group in groups for p in group["params"]}
+    assert lrs[id(model[2].weight)] == lrs[id(model[2].bias)] == pytest.approx(1e-2)
+    assert lrs[id(model[0].weight)] == lrs[id(model[1].weight)] == 1e-3
+    decays = {id(p): group["weight_decay"] for group in groups for p in group["params"]}
+    assert decays[id(model[2].weight)] == 0.1 and decays[id(model[2].bias)] == 0.0
+    assert sum(len(group["params"]) for group in groups) == len(list(model.parameters()))

@@ -95,6 +95,8 @@ class OptimizationArguments:
     max_grad_norm: float | None = None
     warmup_steps: int = 25
     max_steps: int = 1000
+    # Parameter-name prefix -> factor on learning_rate (e.g. {temporal_encoder: 10} for new heads).
+    lr_multipliers: dict = field(default_factory=dict)
     mixed_precision: str = "no"
 
     def __post_init__(self):
