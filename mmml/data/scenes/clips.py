@@ -24,7 +24,6 @@ picks indices symmetric under ``i -> T - 1 - i``.)
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -54,7 +53,7 @@ from mmml.data.scenes.motion import (
     unchecked_clip,
 )
 from mmml.data.scenes.render import encode_png, render_frame
-from mmml.data.scenes.sampling import stream_rng
+from mmml.data.scenes.sampling import salted_split, stream_rng
 from mmml.data.scenes.spec import COLOR_NAMES, GRID_SIZE, SHAPES, SIZES, SceneObject
 
 CLIP_SPLITS: tuple[str, ...] = ("train", "validation", "test", "temporal_test")
@@ -173,12 +172,7 @@ class ClipConfig:
 
 def split_of_pair(key: str) -> str:
     """The split of a clip's :func:`~mmml.data.scenes.motion.pair_key`: a salted SHA-256 bucket."""
-    digest = hashlib.sha256(_SPLIT_SALT + key.encode("utf-8")).digest()
-    bucket = int.from_bytes(digest[:8], "big") % 1000
-    for split, end in _SPLIT_BUCKET_ENDS:
-        if bucket < end:
-            return split
-    raise AssertionError("unreachable")
+    return salted_split(key, _SPLIT_SALT, _SPLIT_BUCKET_ENDS)
 
 
 @lru_cache(maxsize=None)

@@ -44,14 +44,19 @@ def stream_rng(seed: int, stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, stream])
 
 
-def split_of_layout(key: str) -> str:
-    """The split a layout key belongs to: a salted SHA-256 bucket, the same in every process and build."""
-    digest = hashlib.sha256(_SPLIT_SALT + key.encode("utf-8")).digest()
+def salted_split(key: str, salt: bytes, bucket_ends) -> str:
+    """The split of `key`: its salted SHA-256 in one of 1,000 buckets, `bucket_ends` = ((split, end), ...)."""
+    digest = hashlib.sha256(salt + key.encode("utf-8")).digest()
     bucket = int.from_bytes(digest[:8], "big") % 1000
-    for split, end in _SPLIT_BUCKET_ENDS:
+    for split, end in bucket_ends:
         if bucket < end:
             return split
-    raise AssertionError("unreachable")
+    raise ValueError(f"bucket {bucket} is past the last split's end in {bucket_ends}")
+
+
+def split_of_layout(key: str) -> str:
+    """The split a layout key belongs to: a salted SHA-256 bucket, the same in every process and build."""
+    return salted_split(key, _SPLIT_SALT, _SPLIT_BUCKET_ENDS)
 
 
 def candidate_layouts(
