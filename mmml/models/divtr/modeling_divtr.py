@@ -219,25 +219,17 @@ class DIVTRModel(MultiEncoderModel):
         if not self.config.uses_interaction or modality not in ("video", "text"):
             return stored
         inputs = inputs or {}
-        if modality == "video":
-            frames = getattr(features, "frame_embeds", None)
-            if frames is None:
-                raise ValueError("scoring_inputs('video', ...) needs the output of DIVTRModel.get_video_features")
-            mask = getattr(features, "frame_mask", None)
-            if mask is None:
-                mask = inputs.get("video_frame_mask")
-            if mask is None:
-                mask = torch.ones(frames.shape[:2], dtype=torch.long, device=frames.device)
-            return {**stored, "frame_embeds": frames, "frame_mask": mask.long()}
-        tokens = getattr(features, "token_embeds", None)
-        if tokens is None:
-            raise ValueError("scoring_inputs('text', ...) needs the output of DIVTRModel.get_text_features")
-        mask = getattr(features, "attention_mask", None)
+        states, mask_name = ("frame_embeds", "frame_mask") if modality == "video" else ("token_embeds", "attention_mask")
+        input_mask = "video_frame_mask" if modality == "video" else "attention_mask"
+        tensor = getattr(features, states, None)
+        if tensor is None:
+            raise ValueError(f"scoring_inputs({modality!r}, ...) needs the output of DIVTRModel.get_{modality}_features")
+        mask = getattr(features, mask_name, None)
         if mask is None:
-            mask = inputs.get("attention_mask")
+            mask = inputs.get(input_mask)
         if mask is None:
-            mask = torch.ones(tokens.shape[:2], dtype=torch.long, device=tokens.device)
-        return {**stored, "token_embeds": tokens, "attention_mask": mask.long()}
+            mask = torch.ones(tensor.shape[:2], dtype=torch.long, device=tensor.device)
+        return {**stored, states: tensor, mask_name: mask.long()}
 
     def interaction_scores(self, video: dict[str, torch.Tensor], text: dict[str, torch.Tensor],
                            video_index: torch.Tensor | None = None,
