@@ -260,8 +260,8 @@ def direction_accuracy(scores: torch.Tensor) -> float:
     return float((scores[index, index] > scores[index, twin] + 1e-3).float().mean())
 
 
-def train_on_order_task(head: str, steps: int = 60):
-    model = tiny_model(head).train()
+def train_on_order_task(head: str, steps: int = 60, **overrides):
+    model = tiny_model(head, **overrides).train()
     clips, input_ids = order_task()
     batch = dict(pixel_values_videos=clips, input_ids=input_ids, attention_mask=torch.ones_like(input_ids))
     new = ("temporal_encoder.", "text_to_video.", "video_to_text.")  # fresh parts learn faster, as in CLIP4Clip
@@ -295,6 +295,40 @@ def test_loss_terms_decrease_and_temporal_heads_learn_the_order_that_meanP_canno
     assert accuracy["meanP"] <= 0.5  # a clip and its reversed twin look the same to meanP
     assert accuracy["seqTransf"] > accuracy["meanP"] and accuracy["divtr"] > accuracy["meanP"], accuracy
     assert accuracy["divtr"] >= 0.8, accuracy
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_reversed_video_inputs_equal_encoding_the_clip_played_backwards(head):
+    model = tiny_model(head)
+    clips, frame_mask, _, _ = clip_batch()
+    backwards = clips.clone()
+    for row, length in enumerate(frame_mask.sum(dim=1).tolist()):
+        backwards[row, :length] = clips[row, :length].flip(0)
+    with torch.no_grad():
+        reversed_inputs = model.reversed_video_inputs(model.get_video_features(clips, frame_mask))
+        expected = model.scoring_inputs("video", model.get_video_features(backwards, frame_mask))
+    assert set(reversed_inputs) == set(expected)
+    for name in expected:  # same kernels, different gather order of the frames: float rounding only
+        torch.testing.assert_close(reversed_inputs[name], expected[name], rtol=1e-5, atol=1e-6)
+
+
+def test_temporal_order_term_is_log2_with_zero_gradient_for_meanP_and_trains_the_temporal_heads():
+    clips, input_ids = order_task()
+    batch = dict(pixel_values_videos=clips, input_ids=input_ids, attention_mask=torch.ones_like(input_ids))
+    meanp = tiny_model("meanP", temporal_order_loss_weight=1.0).train()
+    out = meanp(**batch, return_loss=True)
+    assert set(out.loss_terms) == {"contrastive", "temporal_order"}
+    torch.testing.assert_close(out.loss_terms["temporal_order"], torch.tensor(2.0).log(), atol=1e-5, rtol=0)
+    grads = torch.autograd.grad(out.loss_terms["temporal_order"], [p for p in meanp.parameters() if p.requires_grad],
+                                allow_unused=True)
+    assert max(float(g.abs().max()) for g in grads if g is not None) < 1e-5
+    for head in ("seqTransf", "divtr"):
+        history, accuracy = train_on_order_task(head, temporal_order_loss_weight=1.0)
+        first, last = history[0]["temporal_order"], history[-1]["temporal_order"]
+        assert last < 0.5 * first, (head, first, last)
+        assert accuracy >= 0.8, (head, accuracy)
+    with pytest.raises(ValueError, match="temporal_order_loss_weight"):
+        tiny_config(temporal_order_loss_weight=-0.5)
 
 
 # -- saving, loading, construction -----------------------------------------------------------------

@@ -173,3 +173,24 @@ def test_a_short_run_retrieves_far_better_than_chance(recipe, tmp_path):
     log = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["loss/contrastive"] for r in log] == [r["loss"] for r in log]  # the only objective, by name
     assert log[-1]["loss"] < 0.5 * math.log(64)  # an untrained InfoNCE over 64 pairs sits at ln 64
+
+
+def test_model_config_overrides_a_pretrained_models_plain_fields_and_refuses_tower_changes(tmp_path):
+    from conftest import tiny_text_config, tiny_vision_config
+    from transformers import AutoConfig
+
+    from mmml.training.recipe_setup import with_model_config_overrides
+
+    mmml.DIVTRConfig(vision_config=tiny_vision_config(), text_config=tiny_text_config(), projection_dim=16,
+                     temporal_heads=2, interaction_heads=2).save_pretrained(tmp_path)
+    saved = AutoConfig.from_pretrained(tmp_path)
+    same_towers = {"vision_config": {"hidden_size": saved.vision_config.hidden_size}, "projection_dim": 16}
+    config = with_model_config_overrides(saved, {**same_towers, "temporal_order_loss_weight": 0.5})
+    assert config.temporal_order_loss_weight == 0.5 and saved.temporal_order_loss_weight == 0.0
+    assert with_model_config_overrides(saved, same_towers) is saved
+    with pytest.raises(ValueError, match=r"vision_config.hidden_size: \d+ in the checkpoint, 7 given"):
+        with_model_config_overrides(saved, {"vision_config": {"hidden_size": 7}})
+    with pytest.raises(ValueError, match="model_config.temporal_order_weight is not a field of DIVTRConfig"):
+        with_model_config_overrides(saved, {"temporal_order_weight": 1.0})
+    with pytest.raises(ValueError, match="temporal_order_loss_weight must be a number >= 0"):
+        with_model_config_overrides(saved, {"temporal_order_loss_weight": -1.0})

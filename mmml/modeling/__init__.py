@@ -3,7 +3,7 @@
 from .configuration_dual_encoder import DualEncoderConfig
 from .configuration_multi_encoder import MultiEncoderConfig
 from .dual_encoder import DualEncoderModel
-from .embedding_transfer import transfer_embeddings
+from .embedding_transfer import retokenize_text_tower, transfer_embeddings
 from .language_adapters import LanguageAdapters
 from .hashing import HashHead, binarize, hash_scale_schedule, pack_codes, unpack_codes
 from .modalities import Modality, get_modality, register_modality, registered_modalities
@@ -48,6 +48,7 @@ __all__ = [
     "register_modality",
     "register_objective",
     "registered_modalities",
+    "retokenize_text_tower",
     "transfer_embeddings",
     "unpack_codes",
 ]

@@ -47,3 +47,19 @@ def transfer_embeddings(
         if new_id is not None and base_id is not None:
             table[new_id] = base_embeddings[base_id]
     return table.to(base_embeddings.dtype)
+
+
+@torch.no_grad()
+def retokenize_text_tower(
+    text_model, new_tokenizer: PreTrainedTokenizerBase, base_tokenizer: PreTrainedTokenizerBase
+) -> None:
+    """Give a trained text tower a new vocabulary in place: its input embedding table becomes
+    :func:`transfer_embeddings` of its current one (and `config.vocab_size` follows).
+
+    For a corpus whose words the tower's tokenizer splits badly or maps to its unknown token (a
+    model trained on image captions, fine-tuned on video captions with motion verbs), so training
+    does not start by re-learning words from characters.
+    """
+    table = transfer_embeddings(new_tokenizer, base_tokenizer, text_model.get_input_embeddings().weight)
+    text_model.resize_token_embeddings(len(new_tokenizer), mean_resizing=False)
+    text_model.get_input_embeddings().weight.copy_(table)

@@ -18,7 +18,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration
 from torch.utils.data import DataLoader
-from transformers import CONFIG_MAPPING, AutoModel, AutoProcessor, CLIPImageProcessor, PreTrainedConfig
+from transformers import CONFIG_MAPPING, AutoConfig, AutoModel, AutoProcessor, CLIPImageProcessor, PreTrainedConfig
 from transformers.models.auto.processing_auto import PROCESSOR_MAPPING
 
 from ..data import ClipConfig, SceneConfig, build_clip_dataset, build_scene_dataset, load_manifest
@@ -172,11 +172,41 @@ def fit_config_to_processor(config: PreTrainedConfig, processor, args) -> PreTra
 def build_model(args, processor, config: PreTrainedConfig | None = None) -> torch.nn.Module:
     """The pretrained model, or a new one of `config`'s type (`AutoModel.from_config`)."""
     if args.model_name_or_path is not None:
-        return AutoModel.from_pretrained(args.model_name_or_path)
+        config = with_model_config_overrides(AutoConfig.from_pretrained(args.model_name_or_path), args.model_config)
+        return AutoModel.from_pretrained(args.model_name_or_path, config=config)
     config = fit_config_to_processor(config, processor, args)
     # Re-validate and re-resolve the sub-configs after the edits (and make the model's config a fresh copy).
     config = type(config).from_dict(config.to_dict())
     return AutoModel.from_config(config)
+
+
+def with_model_config_overrides(config: PreTrainedConfig, model_config: dict[str, Any]) -> PreTrainedConfig:
+    """A pretrained model's config with the recipe's `model_config` applied (a re-validated copy).
+
+    Plain fields that differ are set and logged (a loss weight, a head option). Sub-configs (the towers)
+    are part of the checkpoint: each field given for one must equal the checkpoint's, or a `ValueError`
+    names the fields that differ; so a recipe config written for a new model can start from a
+    checkpoint of the same architecture. A field the config class does not have is refused by name.
+    """
+    changed, conflicts = {}, []
+    for name, value in (model_config or {}).items():
+        if not hasattr(config, name):
+            raise ValueError(f"model_config.{name} is not a field of {type(config).__name__} (the config of "
+                             f"the pretrained model); check the spelling")
+        current = getattr(config, name)
+        if isinstance(current, PreTrainedConfig):
+            given = value.to_dict() if isinstance(value, PreTrainedConfig) else dict(value or {})
+            conflicts += [f"{name}.{key}: {getattr(current, key, None)!r} in the checkpoint, {item!r} given"
+                          for key, item in given.items() if getattr(current, key, None) != item]
+        elif current != value:
+            changed[name] = value
+    if conflicts:
+        raise ValueError("model_config changes the pretrained model's towers, which its weights fix: "
+                         + "; ".join(conflicts) + " (drop these fields or start a new model)")
+    for name, value in changed.items():
+        logger.info("model_config overrides the pretrained config: %s = %r (was %r)", name, value,
+                    getattr(config, name))
+    return type(config).from_dict({**config.to_dict(), **changed}) if changed else config
 
 
 def media_columns(model) -> list[str]:

@@ -38,6 +38,18 @@ class DIVTRConfig(MultiEncoderConfig):
         interaction_weight: weight of the interaction score added to the global cosine ("divtr").
         interaction_loss_weight: weight of the `interaction` loss term: in-batch InfoNCE (both
             directions) on the full scores of all B x B pairs of the batch ("divtr"; 0 turns it off).
+        temporal_position_init_std: standard deviation of the temporal encoder's frame position embeddings
+            at initialisation (CLIP4Clip: 0.02). The blocks attend over frames without any other order
+            signal and the clip embedding is a mean, so positions far smaller than the frame embeddings
+            (whose norm is about 10 for CLIP-like projections) leave the head nearly order-blind at first;
+            a value near `1 / sqrt(projection_dim) * |frame|` puts them on the frames' scale.
+        temporal_order_loss_weight: weight of the `temporal_order` loss term (0, the default, turns it
+            off): each caption must score its clip above the same clip played backwards (its real
+            frames in reverse order, re-run through the temporal encoder only, so it costs little).
+            In-batch negatives are other content and rarely differ from a clip only in direction or
+            order, so without this term a head can solve the batch while staying order-blind. An
+            order-blind head (meanP) gives the reversal its clip's score: the term is then log 2 with
+            zero gradient. Turn it off for data whose clips read the same backwards.
     """
 
     model_type = "divtr"
@@ -50,6 +62,8 @@ class DIVTRConfig(MultiEncoderConfig):
     interaction_heads: int = 8
     interaction_weight: float = 1.0
     interaction_loss_weight: float = 1.0
+    temporal_order_loss_weight: float = 0.0
+    temporal_position_init_std: float = 0.02
 
     def __post_init__(self, **kwargs):
         if self.modalities is None:
@@ -68,7 +82,8 @@ class DIVTRConfig(MultiEncoderConfig):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{field} must be a positive integer, got {value!r}")
-        for field in ("interaction_weight", "interaction_loss_weight"):
+        for field in ("interaction_weight", "interaction_loss_weight", "temporal_order_loss_weight",
+                      "temporal_position_init_std"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise ValueError(f"{field} must be a number >= 0, got {value!r}")

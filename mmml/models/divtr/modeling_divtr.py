@@ -43,10 +43,13 @@ class DIVTRVideoOutput(BaseModelOutputWithPooling):
         frame_embeds: `[batch, frames, dim]` the frame embeddings the head pools: the projected frame
             embeddings for "meanP", the contextual ones (after the temporal encoder) for "seqTransf" / "divtr".
         frame_mask: `[batch, frames]` 1 = real frame (all ones when the call gave no mask).
+        projected_frames: `[batch, frames, dim]` the projected frame embeddings before the temporal
+            encoder (the same as `frame_embeds` for "meanP").
     """
 
     frame_embeds: torch.Tensor | None = None
     frame_mask: torch.Tensor | None = None
+    projected_frames: torch.Tensor | None = None
 
 
 @dataclass
@@ -90,8 +93,9 @@ class DIVTRModel(MultiEncoderModel):
     `get_text_features(input_ids=..., attention_mask=...)` the projected text embedding.
     `forward` returns a :class:`DIVTROutput` (`logits_per_video`, `logits_per_text`, `video_embeds`,
     `text_embeds`, ...); with `return_loss=True` its `loss_terms` are `contrastive` (InfoNCE on the
-    global embeddings, gathered over processes) and, for "divtr", `interaction` (InfoNCE on the full
-    scores of the local batch's B x B pairs).
+    global embeddings, gathered over processes), for "divtr" `interaction` (InfoNCE on the full
+    scores of the local batch's B x B pairs), and with `temporal_order_loss_weight` `temporal_order`
+    (each caption against its clip and that clip reversed).
 
     Two-stage retrieval (head "divtr"): `has_pairwise_scorer` is True, `scoring_inputs` keeps per
     clip the normalised embedding, the contextual frame embeddings and the frame mask, per caption the
@@ -127,6 +131,8 @@ class DIVTRModel(MultiEncoderModel):
         """CLIP's transformer init for the family's blocks, scaled to their width: q/k/v `width**-0.5`,
         output projections `width**-0.5 * (2 * layers)**-0.5`, MLP input `(2 * width)**-0.5` (stored on the
         linear layers: transformers initialises custom code module by module)."""
+        if self.temporal_encoder is not None:
+            self.temporal_encoder.position_embeddings._mmml_init_std = self.config.temporal_position_init_std
         for stack in (self.temporal_encoder, self.text_to_video, self.video_to_text):
             if stack is None:
                 continue
@@ -154,7 +160,7 @@ class DIVTRModel(MultiEncoderModel):
             init.ones_(module.weight)
             init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):  # frame positions (CLIP4Clip: normal, std 0.02)
-            init.normal_(module.weight, std=0.02 * factor)
+            init.normal_(module.weight, std=getattr(module, "_mmml_init_std", 0.02) * factor)
         else:
             super()._init_weights(module)
 
@@ -163,10 +169,11 @@ class DIVTRModel(MultiEncoderModel):
     def pool_frames(self, frame_embeds: torch.Tensor, frame_mask: torch.Tensor | None) -> torch.Tensor:
         """meanP: the base's mean of normalised frames; seqTransf / divtr: the same over the contextual frames
         (position embeddings + temporal transformer + residual)."""
+        projected = frame_embeds
         if self.temporal_encoder is not None:
             frame_embeds = self.temporal_encoder(frame_embeds, frame_mask)
         if self._frame_sink is not None:
-            self._frame_sink.append(frame_embeds)
+            self._frame_sink.append((projected, frame_embeds))
         return super().pool_frames(frame_embeds, frame_mask)
 
     def get_video_features(self, pixel_values_videos: torch.Tensor, video_frame_mask: torch.Tensor | None = None,
@@ -178,12 +185,27 @@ class DIVTRModel(MultiEncoderModel):
             out = super().get_video_features(pixel_values_videos, video_frame_mask, **kwargs)
         finally:
             self._frame_sink = previous
-        frame_embeds = sink[-1]
+        projected, frame_embeds = sink[-1]
         if video_frame_mask is None:
             video_frame_mask = torch.ones(frame_embeds.shape[:2], dtype=torch.long, device=frame_embeds.device)
         return DIVTRVideoOutput(last_hidden_state=out.last_hidden_state, pooler_output=out.pooler_output,
                                 hidden_states=out.hidden_states, attentions=out.attentions,
-                                frame_embeds=frame_embeds, frame_mask=video_frame_mask.long())
+                                frame_embeds=frame_embeds, frame_mask=video_frame_mask.long(),
+                                projected_frames=projected)
+
+    def reversed_video_inputs(self, features: DIVTRVideoOutput) -> dict[str, torch.Tensor]:
+        """`scoring_inputs` of the same clips played backwards: each clip's real frames in reverse order
+        (padding stays at the end), through the temporal encoder and the pooling again (not the image tower)."""
+        if features.projected_frames is None:
+            raise ValueError("reversed_video_inputs needs the output of DIVTRModel.get_video_features")
+        mask = features.frame_mask
+        order = _reversed_frame_order(mask)
+        projected = features.projected_frames.gather(1, order[..., None].expand_as(features.projected_frames))
+        contextual = projected if self.temporal_encoder is None else self.temporal_encoder(projected, mask)
+        pooled = super().pool_frames(contextual, mask)
+        reversed_features = DIVTRVideoOutput(pooler_output=pooled, frame_embeds=contextual, frame_mask=mask,
+                                             projected_frames=projected)
+        return self.scoring_inputs("video", reversed_features)
 
     def get_text_features(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                           token_type_ids: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
@@ -304,6 +326,9 @@ class DIVTRModel(MultiEncoderModel):
                 full = dense + interaction
                 if return_loss and self.config.interaction_loss_weight > 0:
                     terms["interaction"] = self.config.interaction_loss_weight * _symmetric_info_nce(full)
+            if return_loss and self.config.temporal_order_loss_weight > 0:
+                terms["temporal_order"] = self.config.temporal_order_loss_weight * self._temporal_order_loss(
+                    full, text, self.reversed_video_inputs(features["video"]))
 
         def build(**fields):
             if full is not None:
@@ -315,6 +340,15 @@ class DIVTRModel(MultiEncoderModel):
         return super().assemble_output(features, return_loss, objective_inputs, family_terms=terms or None,
                                        output_class=build, logits_per_video=full, dense_logits_per_video=dense,
                                        interaction_logits=interaction, **extra_fields)
+
+    def _temporal_order_loss(self, full: torch.Tensor, text: dict[str, torch.Tensor],
+                             reversed_video: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Cross-entropy of each caption choosing its clip (`full`'s diagonal) over that clip reversed."""
+        if full.shape[0] != full.shape[1]:
+            raise ValueError(f"the temporal order loss needs as many videos as texts (pairs), got {tuple(full.shape)}")
+        backwards = self.score_pairs(text, reversed_video, "text", "video")
+        logits = torch.stack([full.diagonal(), backwards], dim=1)
+        return F.cross_entropy(logits, torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device))
 
     # -- construction --------------------------------------------------------------------------
 
@@ -370,6 +404,17 @@ def _interaction(video_embeds, text_embeds, seen_by_video, seen_by_text) -> torc
     text_side = (text_embeds * F.normalize(seen_by_text, dim=-1)).sum(dim=-1)
     video_side = (video_embeds * F.normalize(seen_by_video, dim=-1)).sum(dim=-1)
     return (text_side + video_side) / 2
+
+
+def _reversed_frame_order(frame_mask: torch.Tensor) -> torch.Tensor:
+    """`[batch, frames]` gather indices that reverse the order of each clip's real frames (mask 1, wherever
+    they are) and keep its padding positions in place."""
+    real = frame_mask.bool()
+    positions = torch.arange(frame_mask.shape[1], device=frame_mask.device).expand_as(frame_mask)
+    real_first = torch.argsort(torch.where(real, positions, positions + frame_mask.shape[1]), dim=1)
+    rank = real.long().cumsum(dim=1) - 1
+    source_rank = (real.long().sum(dim=1, keepdim=True) - 1 - rank).clamp(min=0)
+    return torch.where(real, real_first.gather(1, source_rank), positions)
 
 
 def _symmetric_info_nce(logits: torch.Tensor) -> torch.Tensor:
