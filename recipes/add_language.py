@@ -2,16 +2,29 @@
 
     accelerate launch recipes/add_language.py --model_name_or_path outputs/mclip_tiny/final \
         --language cs --parallel_data ../shared/data/multi30k --own_tokenizer true
+    # several sources mixed by weight (news-parallel's en-de/ pair folder, Multi30K's flat files),
+    # with a learning curve on Tatoeba every 500 steps:
+    accelerate launch recipes/add_language.py --model_name_or_path BASE --language de \
+        --parallel_data ../shared/data/news-parallel=0.7,../shared/data/multi30k=0.3 --eval_every_steps 500 \
+        --eval_sets "[{name: tatoeba, files: {en: ../shared/data/tatoeba/tatoeba.deu-eng.eng, \
+                                               de: ../shared/data/tatoeba/tatoeba.deu-eng.deu}}]"
 
 Stage 1, native-language transfer (NLT): on parallel text, the acquirer learns to put a sentence
 of the new language where the frozen base model puts its base-language translation (the base's
-embeddings of the base-language side are computed once and cached). Stage 2, language exposure
+embeddings of the base-language side are computed once per source and cached). The parallel text
+may come from several sources (`parallel_data`; in YAML a list of `{path, weight, name}`), each a
+flat folder (`train.de`), a folder of pair folders (`en-de/train.de`) or a .jsonl file; each epoch
+draws source i's share weight_i / sum(weights) of the items (`mmml.data.parallel.SourceMixture`).
+Stage 2, language exposure
 (LE), when `image_text_data` is given: on image-text pairs in the new language, the acquirer's
 text embeddings learn to retrieve the (frozen, cached) image embeddings contrastively.
 
 Writes `<output_dir>/acquirer/` (loadable with `MLAModel.load_language`, with its tokenizer when it
-has its own) and `<output_dir>/metrics.json`. Arguments: the fields of `AddLanguageArguments`
-(`--config FILE.yaml` and `--field value`).
+has its own) and `<output_dir>/metrics.json`: under `nlt`, the pairs seen of each source
+(`pairs_seen`), bitext accuracy@1 both ways on each eval set (`eval`: the eval split of the sources
+that have it, and `eval_sets`) and, with `eval_every_steps`, the learning curve (`curve`, also in
+`nlt_curve.jsonl`: step, pairs seen per source, accuracy per eval set). Arguments: the fields of
+`AddLanguageArguments` (`--config FILE.yaml` and `--field value`).
 """
 
 from __future__ import annotations
@@ -32,17 +45,21 @@ from transformers import AutoConfig, AutoModel, AutoProcessor
 
 import mmml  # noqa: F401  (registers mmml models with the Auto classes)
 from mmml.data import load_manifest
-from mmml.eval import RetrievalEvaluator, bitext_accuracy
+from mmml.eval import RetrievalEvaluator
 from mmml.modeling.embedding_transfer import transfer_embeddings
 from mmml.modeling.text_encoder import TextEncoder
 from mmml.models.mla import MLAModel, MLAProcessor
 from mmml.processing import train_multilingual_tokenizer
 from mmml.training import parse_args, to_json_dict, warn_if_cpu_threads_idle
 from mmml.training.text_distillation import (
+    BitextEvalSet,
     TextDistillationArguments,
     cached_tensor,
+    describe_sources,
     embed_texts,
+    evaluate_bitext_sets,
     make_tokenize,
+    source_spans,
     texts_fingerprint,
     train_toward_targets,
 )
@@ -100,11 +117,12 @@ def base_text_embeddings(args, accelerator, model: MLAModel, processor, texts: l
             progress=accelerator.is_main_process))
 
 
-def evaluate_bitext(args, model, processor, base_targets: torch.Tensor, texts: list[str]) -> dict[str, float]:
-    """Acquirer embeddings of the new language against the base embeddings of their translations."""
-    encoder = TextEncoder(model, language=args.language)
-    tokenize = make_tokenize(processor.tokenizer_for(args.language), args.max_text_length)
-    return bitext_accuracy(embed_texts(encoder, tokenize, texts, args.eval_batch_size), base_targets)
+def bitext_eval_sets(args, accelerator, model, processor) -> list[BitextEvalSet]:
+    """The eval sets in the new language, each with the base's embeddings of its translations."""
+    parts = args.eval_parts(model.config.base_language, [args.language])
+    return [BitextEvalSet(part.source, part.language, part.texts,
+                          base_text_embeddings(args, accelerator, model, processor, part.translations))
+            for part in parts]
 
 
 def add_acquirer(args: AddLanguageArguments, model: MLAModel, processor: MLAProcessor, train_texts: list[str]) -> None:
@@ -119,24 +137,28 @@ def add_acquirer(args: AddLanguageArguments, model: MLAModel, processor: MLAProc
 
 def native_language_transfer(args, accelerator, model, processor) -> dict:
     base = model.config.base_language
-    train = args.load_parallel(args.train_split, [base, args.language])
-    add_acquirer(args, model, processor, train[args.language])
-    targets = base_text_embeddings(args, accelerator, model, processor, train[base])
-    student = TextEncoder(model, language=args.language)
+    parts = args.train_parts(base, [args.language])
+    texts = [text for part in parts for text in part.texts]
+    add_acquirer(args, model, processor, texts)
+    targets = torch.cat([base_text_embeddings(args, accelerator, model, processor, part.translations)
+                         for part in parts])
+    eval_sets = bitext_eval_sets(args, accelerator, model, processor)
+    tokenize = make_tokenize(processor.tokenizer_for(args.language), args.max_text_length)
     start = time.perf_counter()
-    outcome = train_toward_targets(accelerator, student, train[args.language], targets,
-                                   make_tokenize(processor.tokenizer_for(args.language), args.max_text_length),
-                                   args, args.output_dir, stage="nlt")
-    result = {"train_pairs": len(train[base]), "train_time_s": round(time.perf_counter() - start, 1),
+    outcome = train_toward_targets(accelerator, TextEncoder(model, language=args.language), texts, targets, tokenize,
+                                   args, args.output_dir, stage="nlt", sources=source_spans(parts, args.parallel_data),
+                                   eval_sets=eval_sets)
+    result = {"train_pairs": len(texts), "sources": describe_sources(parts, args.parallel_data),
+              "pairs_seen": outcome.pairs_seen, "train_time_s": round(time.perf_counter() - start, 1),
               "final_loss": outcome.history[-1]["loss"] if outcome.history else None, "finished": outcome.finished}
-    if not outcome.finished:
-        return result
-    if args.eval_split:
-        evaluation = args.load_parallel(args.eval_split, [base, args.language])
-        eval_targets = base_text_embeddings(args, accelerator, model, processor, evaluation[base])
-        if accelerator.is_main_process:
-            result["eval"] = evaluate_bitext(args, model, processor, eval_targets, evaluation[args.language])
-            accelerator.print(f"NLT {args.language}->{base} acc@1 {result['eval']['source_to_target_acc1']:.3f}")
+    if outcome.curve:
+        result["curve"] = outcome.curve
+    if outcome.finished and eval_sets and accelerator.is_main_process:
+        result["eval"] = evaluate_bitext_sets(TextEncoder(model, language=args.language), tokenize, eval_sets,
+                                              args.eval_batch_size)
+        for name, scores in result["eval"].items():
+            accelerator.print(f"NLT {name} {args.language}->{base} acc@1 "
+                              f"{scores[args.language]['source_to_target_acc1']:.3f}")
     return result
 
 
@@ -159,7 +181,7 @@ def language_exposure(args, accelerator, model, processor) -> dict:
     settings = dataclasses.replace(args, batch_size=args.le_batch_size, epochs=args.le_epochs,
                                    learning_rate=args.le_learning_rate, mse_weight=0.0, contrastive_weight=1.0,
                                    temperature=temperature, checkpoint_every_steps=0, resume_from_checkpoint=None,
-                                   stop_after_steps=None)
+                                   stop_after_steps=None, pairs_per_epoch=None, eval_every_steps=0)
     model.train_language(args.language)
     start = time.perf_counter()
     train_toward_targets(accelerator, TextEncoder(model, language=args.language), texts,

@@ -69,9 +69,11 @@ def test_add_language_trains_an_acquirer_that_loads_alone(tmp_path, scene_data, 
     assert len(log) == 3 * (192 // 16)
     first, last = sum(r["loss"] for r in log[:4]) / 4, sum(r["loss"] for r in log[-4:]) / 4
     assert last < 0.8 * first, (first, last)
-    assert set(metrics["nlt"]["eval"]) == {"source_to_target_acc1", "target_to_source_acc1"}
+    scores = metrics["nlt"]["eval"]["parallel"]["de"]  # eval set "parallel" (the source's val split), German
+    assert set(scores) == {"source_to_target_acc1", "target_to_source_acc1"}
     # de<->en bitext retrieval on the 8 validation pairs (chance 1/8): acc@1 0.5 both ways (seeds 1-3: 0.5-0.625).
-    assert min(metrics["nlt"]["eval"].values()) >= 0.25, metrics["nlt"]["eval"]
+    assert min(scores.values()) >= 0.25, scores
+    assert metrics["nlt"]["pairs_seen"] == {"parallel": 3 * (192 // 16) * 16}
     # Image retrieval goes through the untrained base, so it stays at chance (t2i R@1 2.1% = 1/48): no level.
     assert metrics["le"]["test"]["num_images"] == 48 and metrics["le"]["test"]["num_texts"] == 48
     assert json.loads((out / "metrics.json").read_text())["acquirer_bytes"] == metrics["acquirer_bytes"]
@@ -120,7 +122,8 @@ def test_distill_text_trains_an_mclip_student_toward_a_teacher(tmp_path, scene_d
     log = [json.loads(line) for line in (out / "distill_log.jsonl").read_text().splitlines()]
     assert len(log) == 2 * (2 * 192 // 16)
     assert sum(r["loss"] for r in log[-4:]) < 0.8 * sum(r["loss"] for r in log[:4])
-    assert set(metrics["bitext"]) == {"de"}
+    assert set(metrics["bitext"]) == {"parallel"} and set(metrics["bitext"]["parallel"]) == {"de"}
+    assert metrics["pairs_seen"] == {"parallel": 2 * (2 * 192 // 16) * 16}
     assert set(metrics["image_retrieval"]) == {"en", "de", "mean"}
     student = AutoModel.from_pretrained(out / "student")
     assert type(student) is mmml.MCLIPModel
