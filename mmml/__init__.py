@@ -6,6 +6,7 @@ Importing mmml registers every mmml config, model and processor with transformer
 from ._registry import register_auto_classes
 from .models.cmh import CrossModalHashingConfig, CrossModalHashingModel, CrossModalHashingProcessor
 from .models.divtr import DIVTRConfig, DIVTRModel, DIVTROutput, DIVTRProcessor
+from .models.efficientnet_lite import EfficientNetLiteConfig, EfficientNetLiteForImageClassification, EfficientNetLiteModel
 from .models.mclip import MCLIPConfig, MCLIPModel, MCLIPProcessor
 from .models.mla import MLAConfig, MLAModel, MLAProcessor
 from .models.vse import VSEConfig, VSEModel, VSEOutput, VSEProcessor
@@ -22,6 +23,9 @@ __all__ = [
     "DIVTRModel",
     "DIVTROutput",
     "DIVTRProcessor",
+    "EfficientNetLiteConfig",
+    "EfficientNetLiteForImageClassification",
+    "EfficientNetLiteModel",
     "MCLIPConfig",
     "MCLIPModel",
     "MCLIPProcessor",

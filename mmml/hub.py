@@ -7,6 +7,7 @@ from pathlib import Path
 
 from transformers import PreTrainedModel
 
+from .modeling.towers import tower_hidden_size
 from .utils.hub_files import local_folder  # noqa: F401  (public here since the start)
 
 _CARD_DIRS = (Path(__file__).resolve().parent / "model_cards", Path(__file__).resolve().parents[1] / "model_cards")
@@ -39,6 +40,15 @@ def metrics_table(metrics: dict[str, dict[str, float]] | None) -> str:
     return "\n".join([header, rule, *rows]) + "\n\nRecalls in percent (test split)."
 
 
+def _depth(config) -> str:
+    """Layers of a transformer tower, or stages of a convolutional one (EfficientNet-Lite, ResNet)."""
+    layers = getattr(config, "num_hidden_layers", None)
+    if layers is not None:
+        return str(layers)
+    stages = getattr(config, "num_stages", None) or len(getattr(config, "depths", None) or []) or None
+    return f"{stages} stages" if stages else "?"
+
+
 def render_model_card(model: PreTrainedModel, repo_id: str, metrics: dict | None = None) -> str:
     """Fill the family's card template with the model's architecture and its metrics."""
     config = model.config
@@ -48,8 +58,8 @@ def render_model_card(model: PreTrainedModel, repo_id: str, metrics: dict | None
         repo_id=repo_id,
         languages_yaml="[" + ", ".join(languages) + "]",
         vision_type=config.vision_config.model_type,
-        vision_layers=config.vision_config.num_hidden_layers,
-        vision_width=config.vision_config.hidden_size,
+        vision_layers=_depth(config.vision_config),
+        vision_width=tower_hidden_size(config.vision_config),
         text_type=config.text_config.model_type,
         text_layers=config.text_config.num_hidden_layers,
         text_width=config.text_config.hidden_size,

@@ -49,6 +49,7 @@ from mmml.training.recipe_setup import (
     build_model_config,
     build_processor,
     build_train_loader,
+    freeze_and_cache,
     gallery_modality,
     load_splits,
     make_accelerator,
@@ -170,7 +171,10 @@ def main(argv: list[str] | None = None) -> dict | None:
     set_seed(args.seed)  # the same initial weights whatever data preparation consumed
     model = build_model(args, processor, config)
     gallery_modality(model.config)  # refuses early a model the evaluation cannot serve
-    accelerator.print(f"model: {type(model).__name__}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
+    caches = freeze_and_cache(args, model)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    accelerator.print(f"model: {type(model).__name__}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M "
+                      f"parameters ({trainable / 1e6:.2f}M trainable)")
 
     outcome = train(args, accelerator, model, processor, splits, noise_mask)
     if not outcome["finished"]:
@@ -196,6 +200,10 @@ def main(argv: list[str] | None = None) -> dict | None:
             summary["rcar_history"] = outcome["rcar_history"]
         if temporal is not None:
             summary["temporal_test"] = temporal
+        if caches:
+            summary["frozen_tower_cache"] = {name: {"entries": len(cache.entries), "bytes": cache.nbytes,
+                                                    "hits": cache.hits, "misses": cache.misses}
+                                             for name, cache in caches.items()}
         write_json_atomically(Path(args.output_dir) / "metrics.json", summary)
         print_report(test)
         if temporal is not None:

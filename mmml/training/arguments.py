@@ -28,6 +28,11 @@ def _convert(name: str, raw: str, annotation: Any) -> Any:
     if origin in (typing.Union, types.UnionType):
         if raw.lower() in ("none", "null"):
             return None
+        # `str | dict`: a YAML mapping (or list) on the command line takes the container member.
+        parsed = yaml.safe_load(raw) if raw.lstrip().startswith(("{", "[")) else None
+        for container in (dict, list):
+            if isinstance(parsed, container) and any(a is container or typing.get_origin(a) is container for a in args):
+                return parsed
         annotation = next(a for a in args if a is not type(None))
         origin = typing.get_origin(annotation)
     if annotation is bool:

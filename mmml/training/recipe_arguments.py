@@ -19,8 +19,9 @@ MIXED_PRECISIONS = ("no", "bf16", "fp16")
 class DataArguments:
     """Where the image-text (or video-/audio-text) pairs come from."""
 
-    # "embedded" generates the scene dataset; otherwise a folder with {train,validation,test}.jsonl manifests.
-    data: str = "embedded"
+    # "embedded" generates the scene dataset; a folder with {train,validation,test}.jsonl manifests; or a
+    # mapping split -> manifest path or list of paths (concatenated), e.g. {train: [a.jsonl, b.jsonl], ...}.
+    data: str | dict[str, str | list[str]] = "embedded"
     languages: list[str] | None = None
     num_train_scenes: int = 20000
     num_val_scenes: int = 500
@@ -42,6 +43,11 @@ class DataArguments:
     noise_kind: str = "complete"
 
     def __post_init__(self):
+        if isinstance(self.data, dict):
+            self.data = {split: [paths] if isinstance(paths, str) else list(paths) for split, paths in self.data.items()}
+            empty = [split for split, paths in self.data.items() if not paths]
+            if empty:
+                raise ValueError(f"data: splits {empty} name no manifest")
         self.noise_rate = check_noise_rate(self.noise_rate)
         if self.noise_kind not in NOISE_KINDS:
             raise ValueError(f"noise_kind must be one of {NOISE_KINDS}, got {self.noise_kind!r}")
@@ -55,6 +61,10 @@ class ModelArguments:
 
     # A pretrained folder / Hub id; when None a new model is built from `model_type` + `model_config`.
     model_name_or_path: str | None = None
+    # Or a new model from two pretrained towers (folders / Hub ids, as `from_vision_text_pretrained`): its
+    # processor takes the vision folder's image processor and the text folder's tokenizer.
+    vision_model_name_or_path: str | None = None
+    text_model_name_or_path: str | None = None
     # Any registered mmml model type ("mclip", "mla", "vse", "cross_modal_hashing", ...).
     model_type: str = "mclip"
     # The new model's config fields (a dict: towers' sub-configs, projection_dim, objectives, ...).
@@ -67,8 +77,21 @@ class ModelArguments:
     max_text_length: int = 128
     # Options of the processor's corpus fitting (`adapted_to_corpus`), e.g. {"max_features": 2000} for TF-IDF.
     processor_options: dict = field(default_factory=dict)
+    # Submodules kept frozen: no gradients, eval mode (BatchNorm statistics, dropout), e.g. ["vision_model"]
+    # or dotted deeper names ("text_model.encoder.layer.0").
+    frozen_modules: list[str] = field(default_factory=list)
+    # A frozen whole media tower (vision_model, audio_model) keeps its outputs per input in memory, so it
+    # encodes each image once rather than every epoch (metrics.json reports the cache's size and hits).
+    cache_frozen_towers: bool = True
 
     def __post_init__(self):
+        towers = (self.vision_model_name_or_path, self.text_model_name_or_path)
+        if any(towers) and not all(towers):
+            raise ValueError("vision_model_name_or_path and text_model_name_or_path go together (both towers)")
+        if all(towers) and self.model_name_or_path:
+            raise ValueError("give model_name_or_path or the two tower paths, not both")
+        if isinstance(self.frozen_modules, str):
+            self.frozen_modules = [name for name in self.frozen_modules.split(",") if name]
         if self.model_family is not None:
             if self.model_family not in ("mclip", "vse"):
                 raise ValueError(f"model_family must be one of ['mclip', 'vse'] (or set model_type to any registered "
