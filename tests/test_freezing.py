@@ -35,9 +35,10 @@ def test_the_cache_returns_the_towers_outputs_and_encodes_each_input_once():
     images = torch.randn(6, 3, 32, 32)
     with torch.no_grad():
         expected = model.get_image_features(pixel_values=images).pooler_output
-    calls = []
-    model.vision_model.register_forward_hook(lambda module, args, output: calls.append(1))
     cache = FrozenTowerCache(model.vision_model).install()
+    computed = []  # batch sizes the tower itself ran on
+    tower_forward = cache._forward
+    cache._forward = lambda **inputs: computed.append(len(inputs["pixel_values"])) or tower_forward(**inputs)
     with torch.no_grad():
         first = model.get_image_features(pixel_values=images[:4]).pooler_output
         second = model.get_image_features(pixel_values=images[[5, 0, 4, 1]]).pooler_output
@@ -45,12 +46,12 @@ def test_the_cache_returns_the_towers_outputs_and_encodes_each_input_once():
     torch.testing.assert_close(first, expected[:4], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(second, expected[[5, 0, 4, 1]], rtol=1e-5, atol=1e-6)
     assert (cache.misses, cache.hits, len(cache.entries)) == (6, 2, 6)
+    assert computed == [4, 2]  # the second batch ran only its two new rows
     assert cache.nbytes == 6 * (32 + 17 * 32) * 4  # pooled + 16 patches and CLS, float32
     cache.remove()
     with torch.no_grad():
         model.get_image_features(pixel_values=images[:1])
-    assert cache.misses == 6  # removed: the tower runs itself again
-    assert len(calls) >= 1
+    assert cache.misses == 6 and computed == [4, 2]  # removed: the tower runs itself, past the cache
 
 
 def test_a_tower_with_trainable_weights_is_not_cached():
